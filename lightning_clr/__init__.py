@@ -1,0 +1,22 @@
+"""lightning-clr: cyclical learning rates (Smith, WACV 2017) for PyTorch Lightning, configured with Hydra.
+
+>>> from lightning_clr import CyclicLR
+>>> from lightning_clr.policies import Triangular
+>>> callback = CyclicLR(Triangular(base_lr=0.001, max_lr=0.006, step_size=2000))
+"""
+
+from lightning_clr import policies
+from lightning_clr.callback import CyclicLR
+from lightning_clr.policies import ExpRange, Fixed, OneCycle, Policy, Triangular, Triangular2
+
+__all__ = [
+    "CyclicLR",
+    "ExpRange",
+    "Fixed",
+    "OneCycle",
+    "Policy",
+    "Triangular",
+    "Triangular2",
+    "policies",
+]
+__version__ = "0.1.0"

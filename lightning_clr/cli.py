@@ -1,0 +1,113 @@
+"""Command-line entry points: Hydra apps whose bad overrides fail in one line.
+
+Hydra reports an unknown group option or a mistyped key in a multi-line block. Before handing the command
+line to Hydra, :func:`hydra_app` composes the config once per override value (the first combination of a
+sweep, then every other value of each swept key) and turns the first failure into a single line on stderr
+with exit status 2, naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def override_error(overrides: Sequence[str], config_name: str = "config", config_dir: Path = CONFIG_DIR) -> str | None:
+    """The one-line reason ``overrides`` cannot compose, or None when they can.
+
+    >>> override_error(["policy=nope"])
+    "policy=nope is not a config of group 'policy'; choose one of: exp_range, fixed, one_cycle, triangular, triangular2"
+    """
+    try:
+        variants = _variants(overrides)
+    except HydraException as error:
+        return _one_line(error)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        for variant in variants:
+            try:
+                compose(config_name, overrides=variant, return_hydra_config=True)
+            except MissingConfigException as error:
+                return _missing_option(error, variant)
+            except ConfigCompositionException as error:
+                return _unknown_key(error, variant, config_name) or _one_line(error)
+            except (HydraException, OmegaConfBaseException) as error:
+                return _one_line(error)
+    GlobalHydra.instance().clear()
+    return None
+
+
+def hydra_app(task: Callable[[DictConfig], Any], config_name: str = "config") -> None:
+    """Run ``task`` as a Hydra app over ``conf/``, checking the overrides first."""
+    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-") and "=" in arg]
+    error = override_error(overrides, config_name)
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(task)()
+
+
+def _variants(overrides: Sequence[str]) -> list[list[str]]:
+    """Non-sweep override lists covering every value of every swept key once."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    choices: list[list[str]] = []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            try:
+                values = [str(v) for v in override.sweep_string_iterator()]
+            except Exception:  # an interval or other sweep a sweeper samples: nothing to enumerate
+                values = []
+            choices.append([f"{key}={v}" for v in values])
+        else:
+            choices.append([override.input_line])
+    first = [options[0] for options in choices if options]
+    variants = [first]
+    for i, options in enumerate(choices):
+        for option in options[1:]:
+            variant = [opts[0] for opts in choices[:i] if opts] + [option]
+            variant += [opts[0] for opts in choices[i + 1 :] if opts]
+            variants.append(variant)
+    return variants
+
+
+def _missing_option(error: MissingConfigException, overrides: Sequence[str]) -> str:
+    group = str(error.missing_cfg_file or "").split("/")[0]
+    value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), None)
+    options = ", ".join(sorted(error.options or []))
+    if value is not None and options:
+        return f"{group}={value} is not a config of group '{group}'; choose one of: {options}"
+    return _one_line(error)
+
+
+def _unknown_key(error: ConfigCompositionException, overrides: Sequence[str], config_name: str) -> str | None:
+    match = re.match(r"Could not override '([^']+)'", str(error))
+    if match is None:
+        return None
+    key = match.group(1)
+    parent, _, name = key.rpartition(".")
+    rest = [o for o in overrides if o.split("=", 1)[0] != key]
+    node = OmegaConf.select(compose(config_name, overrides=rest), parent) if parent else None
+    known = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else ""
+    where = f"{parent} has no key {name!r}" if parent else f"no top-level key {name!r}"
+    hint = f"; known keys: {known}" if known else ""
+    return f"{key}: {where}{hint} (add a new key with +{key}=...)"
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("object_type=", "Set the environment"))]
+    return "; ".join(lines) if lines else type(error).__name__

@@ -1,0 +1,312 @@
+"""The networks of the examples, each a plain ``nn.Module`` built from ``input_shape`` and ``num_classes``.
+
+``input_shape`` is one sample's shape without the batch dimension, ``(C, L)`` or ``(C, H, W)``, exactly as
+the data modules report it, so a Hydra config names only the network's own hyper-parameters and the training
+task fills in the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MLP", "CifarFull", "ResNet", "ResNet20", "SmallCNN", "WithinChannelLRN"]
+
+
+def _check_shape(input_shape: Sequence[int], num_classes: int, dims: tuple[int, ...]) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) not in dims or min(shape) < 1:
+        allowed = " or ".join(f"{d}" for d in dims)
+        raise ValueError(f"input_shape={shape!r} must have {allowed} positive dimensions")
+    if num_classes < 2:
+        raise ValueError(f"num_classes={num_classes!r} must be at least 2")
+    return shape
+
+
+def _flat_features(features: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Number of features ``features`` produces for one sample of ``input_shape``."""
+    with torch.no_grad():
+        return features(torch.zeros(1, *input_shape)).numel()
+
+
+class MLP(nn.Module):
+    """Fully connected network: flatten, then ``Linear -> ReLU [-> Dropout]`` per hidden layer, then a head.
+
+    Args:
+        input_shape: shape of one sample; it is flattened.
+        num_classes: number of output logits.
+        hidden_sizes: widths of the hidden layers (empty for logistic regression).
+        dropout: dropout probability after each hidden layer, in ``[0, 1)``.
+
+    Example::
+
+        >>> net = MLP(input_shape=(1, 40), num_classes=10, hidden_sizes=(100, 100))
+        >>> net(torch.randn(8, 1, 40)).shape
+        torch.Size([8, 10])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.input_shape = _check_shape(input_shape, num_classes, dims=(1, 2, 3))
+        self.num_classes = num_classes
+        hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        if any(h < 1 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes={hidden_sizes!r} must all be positive")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
+
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(self.input_shape)
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class SmallCNN(nn.Module):
+    """Three stride-2 convolutions and a linear head, for 1-D ``(C, L)`` or 2-D ``(C, H, W)`` input.
+
+    For 1-D input it is exactly the convolutional baseline of the MNIST-1D paper (Greydanus, "Scaling down
+    deep learning", 2020, ``ConvBase`` in github.com/greydanus/mnist1d): ``Conv1d(C, 25, 5, stride 2, pad 1)``,
+    two ``Conv1d(25, 25, 3, stride 2, pad 1)``, a ReLU after each, flatten, ``Linear(125, 10)`` for
+    ``L = 40``: 5,210 parameters. For 2-D input the same design with ``Conv2d`` and 3x3 kernels throughout
+    (8x8 -> 4 -> 2 -> 1, 28x28 -> 14 -> 7 -> 4), small enough for sklearn digits and MNIST alike.
+
+    Inputs may also arrive flattened, ``(N, C*L)``, as MNIST-1D stores them; they are reshaped to
+    ``(N, *input_shape)``.
+
+    Args:
+        input_shape: ``(C, L)`` or ``(C, H, W)``.
+        num_classes: number of output logits.
+        channels: channels of every convolution.
+
+    Example::
+
+        >>> net = SmallCNN(input_shape=(1, 40), num_classes=10)
+        >>> sum(p.numel() for p in net.parameters())
+        5210
+        >>> SmallCNN(input_shape=(1, 28, 28), num_classes=10)(torch.randn(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: int = 25) -> None:
+        super().__init__()
+        self.input_shape = _check_shape(input_shape, num_classes, dims=(2, 3))
+        self.num_classes = num_classes
+        if channels < 1:
+            raise ValueError(f"channels={channels!r} must be positive")
+
+        conv = nn.Conv1d if len(self.input_shape) == 2 else nn.Conv2d
+        first_kernel = 5 if conv is nn.Conv1d else 3
+        self.features = nn.Sequential(
+            conv(self.input_shape[0], channels, first_kernel, stride=2, padding=1),
+            nn.ReLU(),
+            conv(channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            conv(channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(_flat_features(self.features, self.input_shape), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x.reshape(x.shape[0], *self.input_shape)))
+
+
+class WithinChannelLRN(nn.Module):
+    """Caffe's local response normalisation with ``norm_region: WITHIN_CHANNEL``.
+
+    ``y = x / (1 + alpha * mean(x**2 over the local_size x local_size window)) ** beta``, the window zero
+    padded at the borders and always averaged over ``local_size**2`` positions, as Caffe does (it builds
+    this layer from a square, an average pooling and a power layer). ``nn.LocalResponseNorm`` normalises
+    across channels instead, Caffe's other ``ACROSS_CHANNELS`` mode.
+
+    Example::
+
+        >>> lrn = WithinChannelLRN(local_size=3, alpha=5e-5, beta=0.75)
+        >>> lrn(torch.full((1, 1, 4, 4), 100.0))[0, 0, 1, 1]  # interior: 100 / (1 + 5e-5 * 100**2) ** 0.75
+        tensor(73.7788)
+    """
+
+    def __init__(self, local_size: int = 3, alpha: float = 5e-5, beta: float = 0.75) -> None:
+        super().__init__()
+        if local_size < 1 or local_size % 2 == 0:
+            raise ValueError(f"local_size={local_size!r} must be a positive odd number")
+        self.local_size, self.alpha, self.beta = local_size, alpha, beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean_square = F.avg_pool2d(
+            x.square(), self.local_size, stride=1, padding=self.local_size // 2, count_include_pad=True
+        )
+        return x * (1 + self.alpha * mean_square).pow(-self.beta)
+
+    def extra_repr(self) -> str:
+        return f"local_size={self.local_size}, alpha={self.alpha}, beta={self.beta}"
+
+
+class CifarFull(nn.Module):
+    """Caffe's "CIFAR-10 full" network, the one Smith trained in the CLR paper (WACV 2017, section 4.1.1).
+
+    Layer for layer ``examples/cifar10/cifar10_full_train_test.prototxt`` of BVLC Caffe, with the
+    prototxt's layer names and order::
+
+        conv1 5x5x32 pad 2 -> pool1 max 3/2 -> relu1 -> norm1 -> conv2 5x5x32 pad 2 -> relu2
+        -> pool2 avg 3/2 -> norm2 -> conv3 5x5x64 pad 2 -> relu3 -> pool3 avg 3/2 -> ip1 (10)
+
+    Caffe rounds pooling output sizes up, hence ``ceil_mode=True``: 32 -> 16 -> 8 -> 4, so ``ip1`` reads
+    64 * 4 * 4 = 1024 features; 89,578 parameters in all. The two LRN layers are ``local_size: 3,
+    alpha: 5e-05, beta: 0.75, norm_region: WITHIN_CHANNEL``, reproduced exactly by
+    :class:`WithinChannelLRN`.
+
+    Not reproduced: Caffe's Gaussian initialisation (std 1e-4 for conv1, 1e-2 elsewhere), tuned for
+    mean-subtracted pixels in [0, 255]; PyTorch's default initialisation suits normalised inputs. Caffe's
+    per-layer multipliers (biases learn at 2x the rate, ``ip1`` weights decay at 250x) belong to the
+    optimizer's parameter groups, not to the network. With normalised inputs the LRN layers are close to
+    the identity, as their alpha was chosen for [0, 255] pixels.
+
+    Args:
+        input_shape: ``(C, H, W)``; the paper's is ``(3, 32, 32)``.
+        num_classes: number of output logits.
+
+    Example::
+
+        >>> net = CifarFull()
+        >>> net(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+        >>> net.ip1.in_features
+        1024
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10) -> None:
+        super().__init__()
+        self.input_shape = _check_shape(input_shape, num_classes, dims=(3,))
+        self.num_classes = num_classes
+        self.features = nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(self.input_shape[0], 32, 5, padding=2),
+                pool1=nn.MaxPool2d(3, stride=2, ceil_mode=True),
+                relu1=nn.ReLU(),
+                norm1=WithinChannelLRN(local_size=3, alpha=5e-5, beta=0.75),
+                conv2=nn.Conv2d(32, 32, 5, padding=2),
+                relu2=nn.ReLU(),
+                pool2=nn.AvgPool2d(3, stride=2, ceil_mode=True),
+                norm2=WithinChannelLRN(local_size=3, alpha=5e-5, beta=0.75),
+                conv3=nn.Conv2d(32, 64, 5, padding=2),
+                relu3=nn.ReLU(),
+                pool3=nn.AvgPool2d(3, stride=2, ceil_mode=True),
+                flatten=nn.Flatten(),
+            )
+        )
+        self.ip1 = nn.Linear(_flat_features(self.features, self.input_shape), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ip1(self.features(x))
+
+
+class _BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers and an option-A shortcut (identity, or subsample + zero-pad channels)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.stride = stride
+        self.extra_channels = out_channels - in_channels
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra_channels:
+            half = self.extra_channels // 2
+            x = F.pad(x, (0, 0, 0, 0, half, self.extra_channels - half))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """The CIFAR ResNet of He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), sec. 4.2.
+
+    A 3x3 conv with 16 channels, three stages of ``n = (depth - 2) / 6`` basic blocks with 16, 32 and 64
+    channels (the first block of stages 2 and 3 halves the feature map with stride 2), global average
+    pooling and a linear head: depth 20, 32, 44, 56, 110 give the paper's 0.27M, 0.46M, 0.66M, 0.85M, 1.7M
+    parameters. Shortcuts are the paper's option A, used for its CIFAR experiments: identity, and where the
+    shape changes, subsampling plus zero-padded extra channels, so they add no parameters. Convolutions are
+    He-initialised as in the paper.
+
+    Args:
+        input_shape: ``(C, H, W)``; any image size works thanks to the global pooling.
+        num_classes: number of output logits.
+        depth: ``6n + 2`` layers.
+
+    Example::
+
+        >>> net = ResNet(depth=56)
+        >>> round(sum(p.numel() for p in net.parameters()) / 1e6, 2)
+        0.85
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10, depth: int = 20) -> None:
+        super().__init__()
+        self.input_shape = _check_shape(input_shape, num_classes, dims=(3,))
+        self.num_classes = num_classes
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"depth={depth!r} must be 6n + 2 for some n >= 1 (20, 32, 44, 56, 110, ...)")
+        self.depth = depth
+        blocks_per_stage = (depth - 2) // 6
+
+        self.conv1 = nn.Conv2d(self.input_shape[0], 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        stages: list[nn.Module] = []
+        in_channels = 16
+        for out_channels, stride in ((16, 1), (32, 2), (64, 2)):
+            blocks = []
+            for i in range(blocks_per_stage):
+                blocks.append(_BasicBlock(in_channels, out_channels, stride if i == 0 else 1))
+                in_channels = out_channels
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(64, num_classes)
+
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stages(F.relu(self.bn1(self.conv1(x))))
+        return self.fc(out.mean(dim=(2, 3)))
+
+
+class ResNet20(ResNet):
+    """:class:`ResNet` of depth 20 (0.27M parameters), the CIFAR-10 baseline of He et al. (2016).
+
+    Example::
+
+        >>> ResNet20()(torch.randn(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10) -> None:
+        super().__init__(input_shape=input_shape, num_classes=num_classes, depth=20)

@@ -1,0 +1,552 @@
+"""Learning-rate policies as pure functions of the optimizer step.
+
+The cyclic policies follow Smith, "Cyclical Learning Rates for Training Neural Networks" (WACV 2017)::
+
+    cycle = floor(1 + iteration / (2 * step_size))
+    x = |iteration / step_size - 2 * cycle + 1|
+    lr = base_lr + (max_lr - base_lr) * max(0, 1 - x) * scale
+
+with ``scale`` 1 (:class:`Triangular`), ``1 / 2**(cycle - 1)`` (:class:`Triangular2`) or
+``gamma**iteration`` (:class:`ExpRange`). :class:`Fixed` is the step-decay baseline the paper compares
+against and :class:`OneCycle` is Smith's later 1cycle policy (2018), with the semantics of
+``torch.optim.lr_scheduler.OneCycleLR``.
+
+A policy holds no counter: ``policy(iteration, group)`` is the LR of optimizer step ``iteration``
+(0-based), so resuming, distributed training and plotting need nothing but the step number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, ClassVar, NoReturn, TypeVar
+
+__all__ = ["ExpRange", "Fixed", "OneCycle", "Policy", "Triangular", "Triangular2"]
+
+Bounds = float | Sequence[float]
+"""One value for every param group, or one value per param group."""
+
+_P = TypeVar("_P", bound="Policy")
+
+
+class Policy:
+    """Base class of the LR policies: an immutable schedule ``(iteration, group) -> lr``.
+
+    Subclasses are frozen dataclasses whose fields are their constructor arguments.
+    """
+
+    name: ClassVar[str]
+    num_groups: int | None
+    """None when the bounds are scalars, else the number of param groups they are given for."""
+
+    def __call__(self, iteration: int, group: int = 0) -> float:
+        """The LR of optimizer step ``iteration`` (0-based) for param group ``group``."""
+        raise NotImplementedError
+
+    def momentum_scale(self, iteration: int) -> float:
+        """Where the schedule stands at ``iteration``, in [0, 1]: 0 at its low end, 1 at its peak.
+
+        Momentum is cycled inversely to the LR as
+        ``max_momentum - (max_momentum - base_momentum) * momentum_scale(iteration)``.
+        """
+        raise NotImplementedError
+
+    @property
+    def needs_resolution(self) -> bool:
+        """True while a length is still unknown (given in epochs, or the run length is not known yet)."""
+        return False
+
+    def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
+        """A copy with every length in optimizer steps; ``self`` when nothing needs resolving.
+
+        Args:
+            steps_per_epoch: optimizer steps in one epoch (needed for ``step_size_epochs``).
+            total_steps: optimizer steps in the whole run (needed for ``OneCycle(total_steps=None)``).
+        """
+        return self
+
+    def replace(self: _P, **changes: Any) -> _P:
+        """A validated copy with some constructor arguments changed.
+
+        Raises:
+            ValueError: if a change names no constructor argument or makes the policy invalid.
+        """
+        arguments = self.params()
+        for key, value in changes.items():
+            if key not in arguments:
+                _fail(key, value, f"is not an argument of {type(self).__name__} ({', '.join(arguments)})")
+        return dataclasses.replace(self, **changes)
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments as plain Python values (per-group bounds as lists)."""
+        return {
+            field.name: _plain(getattr(self, field.name))
+            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+        }
+
+
+class _CyclicPolicy(Policy):
+    """Smith's triangle, written once; subclasses choose the amplitude with :meth:`scale`."""
+
+    base_lr: Bounds
+    max_lr: Bounds
+    step_size: int | None
+    step_size_down: int | None
+    step_size_epochs: float | None
+
+    def __post_init__(self) -> None:
+        _set(self, "_bounds", _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr))
+        _set(self, "num_groups", _group_count(self.base_lr, self.max_lr))
+        _set(self, "base_lr", _normalised(self.base_lr))
+        _set(self, "max_lr", _normalised(self.max_lr))
+        if self.step_size_epochs is None:
+            if self.step_size is None:
+                _fail("step_size", None, "must be given when step_size_epochs is None (give one of the two)")
+            _set(self, "step_size", _step_count("step_size", self.step_size))
+        else:
+            if self.step_size is not None:
+                _fail(
+                    "step_size",
+                    self.step_size,
+                    f"cannot be combined with step_size_epochs={self.step_size_epochs!r} (give one of the two)",
+                )
+            if self.step_size_down is not None:
+                _fail(
+                    "step_size_down",
+                    self.step_size_down,
+                    f"counts optimizer steps and cannot be combined with step_size_epochs="
+                    f"{self.step_size_epochs!r}: give step_size in optimizer steps too",
+                )
+            _set(self, "step_size_epochs", _positive("step_size_epochs", self.step_size_epochs))
+        if self.step_size_down is not None:
+            _set(self, "step_size_down", _step_count("step_size_down", self.step_size_down))
+
+    def scale(self, cycle: int, iteration: int) -> float:
+        """The amplitude factor in cycle ``cycle`` (1-based) at ``iteration``."""
+        raise NotImplementedError
+
+    def cycle(self, iteration: int) -> int:
+        """The 1-based index of the cycle that ``iteration`` belongs to."""
+        rise, fall = self._half_cycles()
+        return 1 + iteration // (rise + fall)
+
+    def momentum_scale(self, iteration: int) -> float:
+        """``max(0, 1 - x) * scale``: 0 at base_lr, 1 at a (scaled) peak."""
+        rise, fall = self._half_cycles()
+        cycle = 1 + iteration // (rise + fall)  # floor(1 + iteration / (2 * step_size))
+        position = iteration - (cycle - 1) * (rise + fall)
+        # Smith's x = |iteration / step_size - 2 * cycle + 1| is 1 where a cycle starts and ends and 0 at
+        # its peak; here the rise and the fall each keep their own length.
+        x = 1 - position / rise if position <= rise else (position - rise) / fall
+        return max(0.0, 1 - x) * self.scale(cycle, iteration)
+
+    def __call__(self, iteration: int, group: int = 0) -> float:
+        base_lr, max_lr = self._bounds[0 if self.num_groups is None else group]
+        return base_lr + (max_lr - base_lr) * self.momentum_scale(iteration)
+
+    @property
+    def needs_resolution(self) -> bool:
+        return self.step_size is None
+
+    def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
+        if not self.needs_resolution:
+            return self
+        epochs = self.step_size_epochs  # type: ignore[attr-defined]
+        steps = _step_count("steps_per_epoch", steps_per_epoch, f" to resolve step_size_epochs={epochs!r}")
+        return self.replace(step_size=max(1, round(epochs * steps)), step_size_epochs=None)
+
+    def _half_cycles(self) -> tuple[int, int]:
+        if self.step_size is None:
+            raise RuntimeError(
+                f"{self!r} gives its step size in epochs (step_size_epochs), which must be resolved to "
+                "optimizer steps first with policy.resolve(steps_per_epoch); the CyclicLR callback does it "
+                "when training starts"
+            )
+        return self.step_size, self.step_size if self.step_size_down is None else self.step_size_down
+
+
+@dataclass(frozen=True)
+class Triangular(_CyclicPolicy):
+    """Smith's ``triangular`` policy: a linear rise from ``base_lr`` to ``max_lr`` and back, repeated.
+
+    Args:
+        base_lr: the lowest LR; a list gives one per param group (a scalar on either side broadcasts).
+        max_lr: the peak LR, larger than ``base_lr``.
+        step_size: optimizer steps in the rising half cycle (Smith: 2-10 epochs' worth).
+        step_size_down: optimizer steps in the falling half (default ``step_size``), as in
+            ``torch.optim.lr_scheduler.CyclicLR(step_size_up=..., step_size_down=...)``.
+        step_size_epochs: ``step_size`` in epochs instead, resolved once the epoch length is known.
+
+    Raises:
+        ValueError: on a non-positive or non-numeric bound, ``base_lr >= max_lr`` in some group,
+            bounds lists of different lengths, a step size that is not an integer >= 1, or neither or
+            both of ``step_size`` and ``step_size_epochs``.
+
+    Example::
+
+        >>> policy = Triangular(0.001, 0.006, step_size=2000)
+        >>> policy(0), policy(1000), policy(2000), policy(4000)
+        (0.001, 0.0035, 0.006, 0.001)
+        >>> Triangular(0.001, 0.006, step_size_epochs=4).resolve(steps_per_epoch=500).step_size
+        2000
+    """
+
+    name: ClassVar[str] = "triangular"
+
+    base_lr: Bounds
+    max_lr: Bounds
+    step_size: int | None = None
+    step_size_down: int | None = None
+    _: KW_ONLY
+    step_size_epochs: float | None = None
+
+    def scale(self, cycle: int, iteration: int) -> float:
+        return 1.0
+
+
+@dataclass(frozen=True)
+class Triangular2(Triangular):
+    """Smith's ``triangular2`` policy: the triangle of :class:`Triangular`, its amplitude halved each cycle.
+
+    Takes the arguments of :class:`Triangular` and raises the same errors.
+
+    Example::
+
+        >>> policy = Triangular2(0.001, 0.005, step_size=100)
+        >>> policy(100), policy(300), policy(500)
+        (0.005, 0.003, 0.002)
+    """
+
+    name: ClassVar[str] = "triangular2"
+
+    def scale(self, cycle: int, iteration: int) -> float:
+        return 1 / 2 ** (cycle - 1)
+
+
+@dataclass(frozen=True)
+class ExpRange(_CyclicPolicy):
+    """Smith's ``exp_range`` policy: the triangle's amplitude decays as ``gamma**iteration``.
+
+    ``base_lr`` stays; the peaks shrink towards it.
+
+    Args:
+        base_lr: the lowest LR; a list gives one per param group (a scalar on either side broadcasts).
+        max_lr: the peak LR at iteration 0, larger than ``base_lr``.
+        step_size: optimizer steps in the rising half cycle; None only with ``step_size_epochs``.
+        gamma: amplitude factor per optimizer step, in (0, 1] (e.g. 0.99994).
+        step_size_down: optimizer steps in the falling half (default ``step_size``).
+        step_size_epochs: ``step_size`` in epochs instead, resolved once the epoch length is known.
+
+    Raises:
+        ValueError: as :class:`Triangular`, and when ``gamma`` is not in (0, 1].
+
+    Example::
+
+        >>> policy = ExpRange(0.001, 0.006, 2000, 0.99994)
+        >>> round(policy(2000), 6)
+        0.005434
+    """
+
+    name: ClassVar[str] = "exp_range"
+
+    base_lr: Bounds
+    max_lr: Bounds
+    step_size: int | None
+    gamma: float
+    step_size_down: int | None = None
+    _: KW_ONLY
+    step_size_epochs: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _set(self, "gamma", _gamma(self.gamma))
+
+    def scale(self, cycle: int, iteration: int) -> float:
+        return self.gamma**iteration
+
+
+@dataclass(frozen=True)
+class Fixed(Policy):
+    """The baseline: a fixed LR, multiplied by ``gamma`` at each milestone (Caffe's ``multistep``).
+
+    ``lr * gamma**k`` where ``k`` is the number of milestones ``<= iteration``, as
+    ``torch.optim.lr_scheduler.MultiStepLR`` stepped once per optimizer step.
+
+    Args:
+        lr: the initial LR; a list gives one per param group.
+        milestones: strictly increasing optimizer steps (integers >= 1) at which the LR drops.
+        gamma: the factor applied at each milestone, in (0, 1].
+
+    Raises:
+        ValueError: on a non-positive or non-numeric ``lr``, milestones that are not strictly increasing
+            integers >= 1, or ``gamma`` not in (0, 1].
+
+    Example::
+
+        >>> policy = Fixed(0.1, milestones=[60000, 65000])
+        >>> policy(0), policy(60000), round(policy(65000), 6)
+        (0.1, 0.010000000000000002, 0.001)
+    """
+
+    name: ClassVar[str] = "fixed"
+
+    lr: Bounds
+    milestones: Sequence[int] = ()
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        lrs = _lr_values("lr", self.lr)
+        _set(self, "_lrs", lrs)
+        _set(self, "num_groups", None if isinstance(lrs, float) else len(lrs))
+        _set(self, "lr", _normalised(self.lr))
+        _set(self, "milestones", _milestones(self.milestones))
+        _set(self, "gamma", _gamma(self.gamma))
+
+    def __call__(self, iteration: int, group: int = 0) -> float:
+        lr = self._lrs if self.num_groups is None else self._lrs[group]
+        return lr * self.gamma ** bisect_right(self.milestones, iteration)
+
+    def momentum_scale(self, iteration: int) -> float:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class OneCycle(Policy):
+    """Smith's 1cycle policy (2018), exactly as ``torch.optim.lr_scheduler.OneCycleLR``.
+
+    The LR warms up from ``max_lr / div_factor`` to ``max_lr`` over ``pct_start`` of the run, then anneals
+    to ``max_lr / div_factor / final_div_factor``; with ``three_phase`` it first comes back down to the
+    start over as many steps, then anneals. Momentum moves the other way. Past ``total_steps`` the LR
+    stays at its final value (OneCycleLR raises an error there).
+
+    Args:
+        max_lr: the peak LR; a list gives one per param group.
+        total_steps: optimizer steps in the run; None resolves it when training starts.
+        pct_start: the fraction of the run spent warming up, in (0, 1) (at most 0.5 with ``three_phase``).
+        div_factor: ``max_lr / div_factor`` is the starting LR.
+        final_div_factor: ``max_lr / div_factor / final_div_factor`` is the final LR.
+        anneal_strategy: ``"cos"`` or ``"linear"``.
+        three_phase: come back down to the starting LR before the final annealing.
+
+    Raises:
+        ValueError: on a non-positive or non-numeric ``max_lr``, ``div_factor`` or ``final_div_factor``,
+            ``total_steps`` not an integer >= 1, ``pct_start`` out of range, or an unknown
+            ``anneal_strategy``.
+
+    Example::
+
+        >>> policy = OneCycle(0.1, total_steps=1000)
+        >>> policy(0), policy(299), policy(999)
+        (0.004, 0.1, 4e-07)
+    """
+
+    name: ClassVar[str] = "one_cycle"
+
+    max_lr: Bounds
+    total_steps: int | None = None
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal_strategy: str = "cos"
+    three_phase: bool = False
+
+    # A phase anneals between two of the levels (start, peak, final) and two momentum scales.
+    _START, _PEAK, _FINAL = 0, 1, 2
+
+    def __post_init__(self) -> None:
+        peaks = _lr_values("max_lr", self.max_lr)
+        _set(self, "num_groups", None if isinstance(peaks, float) else len(peaks))
+        _set(self, "max_lr", _normalised(self.max_lr))
+        if self.total_steps is not None:
+            _set(self, "total_steps", _step_count("total_steps", self.total_steps))
+        if not isinstance(self.three_phase, bool):
+            _fail("three_phase", self.three_phase, "must be True or False")
+        pct_start = _number(self.pct_start)
+        if pct_start is None or not 0 < pct_start < 1:
+            _fail("pct_start", self.pct_start, "must be a number in (0, 1)")
+        if self.three_phase and pct_start > 0.5:
+            _fail("pct_start", self.pct_start, "must be at most 0.5 when three_phase=True")
+        _set(self, "pct_start", pct_start)
+        _set(self, "div_factor", _positive("div_factor", self.div_factor))
+        _set(self, "final_div_factor", _positive("final_div_factor", self.final_div_factor))
+        if self.anneal_strategy not in ("cos", "linear"):
+            _fail("anneal_strategy", self.anneal_strategy, "must be 'cos' or 'linear'")
+
+        levels = []
+        for peak in (peaks,) if isinstance(peaks, float) else peaks:
+            start = peak / self.div_factor
+            levels.append((start, peak, start / self.final_div_factor))
+        _set(self, "_levels", tuple(levels))
+        _set(self, "_phases", None if self.total_steps is None else self._phase_table(self.total_steps))
+
+    def _phase_table(self, total: int) -> tuple[tuple[float, int, int, float, float], ...]:
+        """(end step, start level, end level, start momentum scale, end momentum scale) per phase."""
+        warmup_end = float(self.pct_start * total) - 1
+        if self.three_phase:
+            return (
+                (warmup_end, self._START, self._PEAK, 0.0, 1.0),
+                (float(2 * self.pct_start * total) - 2, self._PEAK, self._START, 1.0, 0.0),
+                (total - 1, self._START, self._FINAL, 0.0, 0.0),
+            )
+        return (
+            (warmup_end, self._START, self._PEAK, 0.0, 1.0),
+            (total - 1, self._PEAK, self._FINAL, 1.0, 0.0),
+        )
+
+    def _locate(self, iteration: int) -> tuple[tuple[float, int, int, float, float], float]:
+        """The phase that ``iteration`` falls in and the fraction of it done, as OneCycleLR finds them."""
+        phases = self._phases
+        if phases is None:
+            raise RuntimeError(
+                f"{self!r} has total_steps=None, which must be resolved first with "
+                "policy.resolve(steps_per_epoch, total_steps); the CyclicLR callback does it when training "
+                "starts"
+            )
+        start = 0.0
+        for phase in phases:
+            end = phase[0]
+            if iteration <= end or phase is phases[-1]:
+                pct = (iteration - start) / (end - start) if end > start else 1.0
+                return phase, min(pct, 1.0)
+            start = end
+        raise AssertionError("unreachable")
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def __call__(self, iteration: int, group: int = 0) -> float:
+        levels = self._levels[0 if self.num_groups is None else group]
+        (_, start, end, _, _), pct = self._locate(iteration)
+        return self._anneal(levels[start], levels[end], pct)
+
+    def momentum_scale(self, iteration: int) -> float:
+        (_, _, _, start, end), pct = self._locate(iteration)
+        return self._anneal(start, end, pct)
+
+    @property
+    def needs_resolution(self) -> bool:
+        return self.total_steps is None
+
+    def resolve(self, steps_per_epoch: int | None, total_steps: int | None = None) -> OneCycle:
+        if not self.needs_resolution:
+            return self
+        if total_steps is None:
+            _fail("total_steps", None, "must be given to resolve OneCycle(total_steps=None)")
+        return self.replace(total_steps=total_steps)
+
+
+# --- validation --------------------------------------------------------------------------------------
+
+
+def _fail(name: str, value: Any, rule: str) -> NoReturn:
+    raise ValueError(f"{name}={value!r} {rule}")
+
+
+def _set(policy: Policy, name: str, value: Any) -> None:
+    """Set an attribute of a frozen policy while it is being constructed."""
+    object.__setattr__(policy, name, value)
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is not one (booleans and strings are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _positive(name: str, value: Any) -> float:
+    number = _number(value)
+    if number is None:
+        _fail(name, value, "must be a number > 0")
+    if number <= 0:
+        _fail(name, value, "must be > 0")
+    return number
+
+
+def _gamma(value: Any) -> float:
+    number = _number(value)
+    if number is None or not 0 < number <= 1:
+        _fail("gamma", value, "must be in (0, 1]")
+    return number
+
+
+def _step_count(name: str, value: Any, purpose: str = "") -> int:
+    """An integer >= 1 (an integral float such as 2000.0 is accepted)."""
+    number = _number(value)
+    if number is None or number < 1 or not number.is_integer():
+        _fail(name, value, f"must be an integer >= 1{purpose}")
+    return int(number)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _lr_values(name: str, value: Any) -> float | tuple[float, ...]:
+    """A positive LR, or a non-empty list of them (one per param group)."""
+    if not _is_list(value):
+        return _positive(name, value)
+    numbers_ = [_number(item) for item in value]
+    if not numbers_:
+        _fail(name, value, "must not be empty (give one value per param group)")
+    for group, number in enumerate(numbers_):
+        if number is None or number <= 0:
+            _fail(name, value, f"must hold numbers > 0 (group {group} is {value[group]!r})")
+    return tuple(numbers_)  # type: ignore[arg-type]
+
+
+def _paired_bounds(
+    base_name: str, base: Any, max_name: str, max_: Any
+) -> tuple[tuple[float, float], ...]:
+    """(base, max) per param group, a scalar on either side broadcast; one pair for scalar bounds."""
+    bases = _lr_values(base_name, base)
+    maxes = _lr_values(max_name, max_)
+    if isinstance(bases, tuple) and isinstance(maxes, tuple) and len(bases) != len(maxes):
+        _fail(max_name, max_, f"must have as many groups as {base_name}={base!r} ({len(maxes)} != {len(bases)})")
+    groups = max(len(v) if isinstance(v, tuple) else 1 for v in (bases, maxes))
+    pairs = tuple(
+        (
+            bases[group] if isinstance(bases, tuple) else bases,
+            maxes[group] if isinstance(maxes, tuple) else maxes,
+        )
+        for group in range(groups)
+    )
+    for group, (low, high) in enumerate(pairs):
+        if low >= high:
+            where = f" (group {group}: {low} >= {high})" if groups > 1 else ""
+            _fail(base_name, base, f"must be less than {max_name}={max_!r}{where}")
+    return pairs
+
+
+def _group_count(*bounds: Any) -> int | None:
+    lengths = [len(b) for b in bounds if _is_list(b)]
+    return lengths[0] if lengths else None
+
+
+def _normalised(value: Any) -> float | tuple[float, ...]:
+    """A validated bound as a float, or a tuple of floats (hashable, comparable)."""
+    return tuple(float(v) for v in value) if _is_list(value) else float(value)
+
+
+def _milestones(value: Any) -> tuple[int, ...]:
+    rule = "must be a list of strictly increasing integers >= 1"
+    if not _is_list(value):
+        _fail("milestones", value, rule)
+    numbers_ = [_number(item) for item in value]
+    if any(n is None or n < 1 or not n.is_integer() for n in numbers_):
+        _fail("milestones", value, rule)
+    steps = tuple(int(n) for n in numbers_)  # type: ignore[arg-type]
+    if any(a >= b for a, b in zip(steps, steps[1:])):
+        _fail("milestones", value, rule)
+    return steps
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
 from lightning_clr.callback import CyclicLR
@@ -45,6 +46,8 @@ def build_run(cfg: DictConfig) -> Run:
         net=net, optimizer=build_optimizer(cfg.optimizer), num_classes=datamodule.num_classes
     )
     callbacks = [build(f"callbacks.{name}", node) for name, node in (cfg.get("callbacks") or {}).items()]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
     if cyclic_lr is not None:
         callbacks.append(cyclic_lr)
     loggers = [build(f"logger.{name}", node) for name, node in (cfg.get("logger") or {}).items()]

@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 __all__ = ["ClassificationModule"]
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class ClassificationModule(LightningModule):
@@ -48,7 +49,8 @@ class ClassificationModule(LightningModule):
         >>> type(model.configure_optimizers()).__name__
         'SGD'
 
-    A checkpoint restores everything but the network, which is passed again::
+    A checkpoint holds the weights and ``num_classes``; the network (and the optimizer, to train further) are
+    passed again::
 
         model = ClassificationModule.load_from_checkpoint(path, net=MLP(input_shape=(1, 40), num_classes=10))
     """
@@ -67,10 +69,13 @@ class ClassificationModule(LightningModule):
                     "num_classes=None must be given when the net has no num_classes attribute "
                     f"({type(net).__name__})"
                 )
-        # The net is an nn.Module: its weights are in the checkpoint's state_dict, not in the hparams.
-        self.save_hyperparameters(ignore=["net"], logger=False)
+        # Only plain values go into the checkpoint's hyper-parameters, so that `load_from_checkpoint` works
+        # with torch.load(weights_only=True): the net's weights are in the state_dict, and a partial is no
+        # plain value (the composed Hydra config records the optimizer).
+        self.save_hyperparameters(ignore=["net", "optimizer"], logger=False)
         self.hparams.num_classes = num_classes
         self.net = net
+        self.optimizer_factory = optimizer
 
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -80,7 +85,7 @@ class ClassificationModule(LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y = batch
         logits = self(x)
         return F.cross_entropy(logits, y), logits, y
@@ -89,29 +94,29 @@ class ClassificationModule(LightningModule):
         # Forget what the sanity-check validation saw before any training.
         self.val_acc_best.reset()
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss, logits, y = self._step(batch)
-        self.train_acc(logits, y)
+        self.train_acc.update(logits, y)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss, logits, y = self._step(batch)
-        self.val_acc(logits, y)
+        self.val_acc.update(logits, y)
         self.log("val_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         self.log("val_acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        self.val_acc_best(self.val_acc.compute())
+        self.val_acc_best.update(self.val_acc.compute())
         self.log("val_acc_best", self.val_acc_best.compute(), sync_dist=True)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         loss, logits, y = self._step(batch)
-        self.test_acc(logits, y)
+        self.test_acc.update(logits, y)
         self.log("test_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         self.log("test_acc", self.test_acc, on_step=False, on_epoch=True, sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        make_optimizer = self.hparams.optimizer or partial(torch.optim.SGD, lr=0.01)
+        make_optimizer = self.optimizer_factory or partial(torch.optim.SGD, lr=0.01)
         return make_optimizer(self.parameters())

@@ -84,10 +84,11 @@ class SmallCNN(nn.Module):
     """Three stride-2 convolutions and a linear head, for 1-D ``(C, L)`` or 2-D ``(C, H, W)`` input.
 
     For 1-D input it is exactly the convolutional baseline of the MNIST-1D paper (Greydanus, "Scaling down
-    deep learning", 2020, ``ConvBase`` in github.com/greydanus/mnist1d): ``Conv1d(C, 25, 5, stride 2, pad 1)``,
-    two ``Conv1d(25, 25, 3, stride 2, pad 1)``, a ReLU after each, flatten, ``Linear(125, 10)`` for
-    ``L = 40``: 5,210 parameters. For 2-D input the same design with ``Conv2d`` and 3x3 kernels throughout
-    (8x8 -> 4 -> 2 -> 1, 28x28 -> 14 -> 7 -> 4), small enough for sklearn digits and MNIST alike.
+    deep learning", 2020, ``ConvBase`` in github.com/greydanus/mnist1d):
+    ``Conv1d(C, 25, 5, stride 2, pad 1)``, two ``Conv1d(25, 25, 3, stride 2, pad 1)``, a ReLU after each,
+    flatten, ``Linear(125, 10)`` for ``L = 40``: 5,210 parameters. For 2-D input the same design with
+    ``Conv2d`` and 3x3 kernels throughout (8x8 -> 4 -> 2 -> 1, 28x28 -> 14 -> 7 -> 4), small enough for
+    sklearn digits and MNIST alike.
 
     Inputs may also arrive flattened, ``(N, C*L)``, as MNIST-1D stores them; they are reshaped to
     ``(N, *input_shape)``.
@@ -268,7 +269,9 @@ class ResNet(nn.Module):
         0.85
     """
 
-    def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10, depth: int = 20) -> None:
+    def __init__(
+        self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10, depth: int = 20
+    ) -> None:
         super().__init__()
         self.input_shape = _check_shape(input_shape, num_classes, dims=(3,))
         self.num_classes = num_classes

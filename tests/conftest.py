@@ -1,0 +1,65 @@
+"""Shared fixtures: the real Hydra configs, shrunk to a few CPU batches, writing under tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+
+#: Overrides that make any run of scripts/*.py tiny: a few batches, CPU, no progress bar.
+FAST = [
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=6",
+    "+trainer.limit_val_batches=3",
+    "trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    "trainer.accelerator=cpu",
+]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data dir for the whole session, so MNIST-1D is generated once."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path, data_dir: Path) -> Iterator[Callable[..., DictConfig]]:
+    """Compose conf/config.yaml with overrides, as Hydra would, outputs in tmp_path."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=[*FAST, *overrides], return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.paths.root_dir = str(ROOT)
+            cfg.paths.output_dir = str(tmp_path)
+            cfg.paths.data_dir = str(data_dir)
+            del cfg.hydra
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+def run_script(script: str, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/<script>`` in a subprocess as a user would, capturing its output."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

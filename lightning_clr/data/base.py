@@ -1,0 +1,160 @@
+"""What every data module shares: argument checks, in-memory tensors and the DataLoaders."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class DatasetMissingError(FileNotFoundError):
+    """A data set is not on disk and cannot be downloaded; the message says where to put it."""
+
+
+class Splits(NamedTuple):
+    """Training and validation tensors: inputs ``(N, *input_shape)`` float32, labels ``(N,)`` int64."""
+
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+
+
+def check_int(name: str, value: object, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an integer (not a bool) ``>= minimum``, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        rule = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise ValueError(f"{name}={value!r} must be {rule}")
+    return value
+
+
+def check_fraction(name: str, value: object) -> float:
+    """Return ``value`` as a float if it lies strictly between 0 and 1, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ValueError(f"{name}={value!r} must be a number strictly between 0 and 1")
+    return float(value)
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool, else raise ``ValueError``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be true or false")
+    return value
+
+
+def check_mirrors(name: str, value: object) -> tuple[str, ...]:
+    """Return ``value`` as a tuple if it is a non-empty sequence of URL strings, else raise ``ValueError``."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"{name}={value!r} must be a non-empty list of base URLs")
+    if not all(isinstance(url, str) for url in value):
+        raise ValueError(f"{name}={value!r} must be a non-empty list of base URLs")
+    return tuple(value)
+
+
+def random_split(num_samples: int, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Seeded random ``(train_indices, val_indices)`` holding out ``round(num_samples * val_fraction)``.
+
+    Example::
+
+        >>> train, val = random_split(10, 0.2, seed=0)
+        >>> len(train), len(val)
+        (8, 2)
+    """
+    num_val = round(num_samples * val_fraction)
+    if not 0 < num_val < num_samples:
+        raise ValueError(
+            f"val_fraction={val_fraction!r} leaves an empty train or validation set of {num_samples} samples"
+        )
+    order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed))
+    return order[num_val:], order[:num_val]
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Base class: a classification data set held as tensors in memory.
+
+    Subclasses set ``input_shape`` and ``num_classes`` (so models can be built before ``setup``),
+    implement :meth:`load_splits`, and download in ``prepare_data`` if they need to.
+
+    Args:
+        data_dir: folder holding the data sets (each in its own sub-folder).
+        batch_size: samples per batch, for training and validation.
+        num_workers: DataLoader worker processes (0 loads in the main process).
+        seed: seeds the training shuffle and any train/validation split.
+        download: fetch a missing data set in ``prepare_data``; if false, raise ``DatasetMissingError``.
+
+    Raises:
+        ValueError: an argument is out of range; the message starts with ``"<argument>=<value> "``.
+    """
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] = "data",
+        batch_size: int = 100,
+        num_workers: int = 0,
+        seed: int = 0,
+        download: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(data_dir, str | os.PathLike) or not str(data_dir):
+            raise ValueError(f"data_dir={data_dir!r} must be a non-empty path")
+        self.data_dir = Path(data_dir)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.num_workers = check_int("num_workers", num_workers, 0)
+        self.seed = check_int("seed", seed)
+        self.download = check_bool("download", download)
+        self.train_set: TensorDataset | None = None
+        self.val_set: TensorDataset | None = None
+
+    def load_splits(self) -> Splits:
+        """Read (or generate) the data set and return its train and validation tensors."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the tensors into memory (once; later calls do nothing)."""
+        if self.train_set is None:
+            splits = self.load_splits()
+            self.train_set = TensorDataset(splits.train_x, splits.train_y)
+            self.val_set = TensorDataset(splits.val_x, splits.val_y)
+
+    @property
+    def num_train_samples(self) -> int:
+        """Number of training samples (after ``setup``)."""
+        return len(self._require_setup(self.train_set))
+
+    @property
+    def num_val_samples(self) -> int:
+        """Number of validation samples (after ``setup``)."""
+        return len(self._require_setup(self.val_set))
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches, in the same order for the same ``seed``."""
+        generator = torch.Generator().manual_seed(self.seed)
+        return self._loader(self._require_setup(self.train_set), shuffle=True, generator=generator)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches, in a fixed order."""
+        return self._loader(self._require_setup(self.val_set), shuffle=False)
+
+    def _loader(self, dataset: TensorDataset, **kwargs: object) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            **kwargs,
+        )
+
+    def _require_setup(self, dataset: TensorDataset | None) -> TensorDataset:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__} has no data yet: call setup() first")
+        return dataset

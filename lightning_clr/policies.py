@@ -23,7 +23,8 @@ import numbers
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, ClassVar, NoReturn, TypeVar
+from itertools import pairwise
+from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar
 
 __all__ = ["ExpRange", "Fixed", "OneCycle", "Policy", "Triangular", "Triangular2"]
 
@@ -88,6 +89,15 @@ class Policy:
             for field in dataclasses.fields(self)  # type: ignore[arg-type]
         }
 
+    def __repr__(self) -> str:
+        """The constructor call, leaving out arguments at their defaults."""
+        arguments = ", ".join(
+            f"{field.name}={_plain(getattr(self, field.name))!r}"
+            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+            if getattr(self, field.name) != field.default
+        )
+        return f"{type(self).__name__}({arguments})"
+
 
 class _CyclicPolicy(Policy):
     """Smith's triangle, written once; subclasses choose the amplitude with :meth:`scale`."""
@@ -112,7 +122,8 @@ class _CyclicPolicy(Policy):
                 _fail(
                     "step_size",
                     self.step_size,
-                    f"cannot be combined with step_size_epochs={self.step_size_epochs!r} (give one of the two)",
+                    f"cannot be combined with step_size_epochs={self.step_size_epochs!r} "
+                    "(give one of the two)",
                 )
             if self.step_size_down is not None:
                 _fail(
@@ -132,21 +143,25 @@ class _CyclicPolicy(Policy):
     def cycle(self, iteration: int) -> int:
         """The 1-based index of the cycle that ``iteration`` belongs to."""
         rise, fall = self._half_cycles()
-        return 1 + iteration // (rise + fall)
+        return 1 + iteration // (rise + fall)  # floor(1 + iteration / (2 * step_size))
+
+    def __call__(self, iteration: int, group: int = 0) -> float:
+        base_lr, max_lr = self._bounds[0 if self.num_groups is None else group]
+        return base_lr + (max_lr - base_lr) * self._height(iteration)
 
     def momentum_scale(self, iteration: int) -> float:
-        """``max(0, 1 - x) * scale``: 0 at base_lr, 1 at a (scaled) peak."""
+        """``max(0, 1 - x) * scale``, so that momentum follows ``torch.optim.lr_scheduler.CyclicLR``."""
+        return self._height(iteration)
+
+    def _height(self, iteration: int) -> float:
+        """``max(0, 1 - x) * scale`` of Smith's formula: 0 at base_lr, 1 at an unscaled peak."""
         rise, fall = self._half_cycles()
-        cycle = 1 + iteration // (rise + fall)  # floor(1 + iteration / (2 * step_size))
-        position = iteration - (cycle - 1) * (rise + fall)
+        cycle = self.cycle(iteration)
+        position = iteration - (cycle - 1) * (rise + fall)  # optimizer steps into this cycle
         # Smith's x = |iteration / step_size - 2 * cycle + 1| is 1 where a cycle starts and ends and 0 at
         # its peak; here the rise and the fall each keep their own length.
         x = 1 - position / rise if position <= rise else (position - rise) / fall
         return max(0.0, 1 - x) * self.scale(cycle, iteration)
-
-    def __call__(self, iteration: int, group: int = 0) -> float:
-        base_lr, max_lr = self._bounds[0 if self.num_groups is None else group]
-        return base_lr + (max_lr - base_lr) * self.momentum_scale(iteration)
 
     @property
     def needs_resolution(self) -> bool:
@@ -169,7 +184,7 @@ class _CyclicPolicy(Policy):
         return self.step_size, self.step_size if self.step_size_down is None else self.step_size_down
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Triangular(_CyclicPolicy):
     """Smith's ``triangular`` policy: a linear rise from ``base_lr`` to ``max_lr`` and back, repeated.
 
@@ -208,7 +223,7 @@ class Triangular(_CyclicPolicy):
         return 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Triangular2(Triangular):
     """Smith's ``triangular2`` policy: the triangle of :class:`Triangular`, its amplitude halved each cycle.
 
@@ -227,7 +242,7 @@ class Triangular2(Triangular):
         return 1 / 2 ** (cycle - 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ExpRange(_CyclicPolicy):
     """Smith's ``exp_range`` policy: the triangle's amplitude decays as ``gamma**iteration``.
 
@@ -247,8 +262,8 @@ class ExpRange(_CyclicPolicy):
     Example::
 
         >>> policy = ExpRange(0.001, 0.006, 2000, 0.99994)
-        >>> round(policy(2000), 6)
-        0.005434
+        >>> round(policy(2000), 6)  # the first peak, 0.001 + 0.005 * 0.99994**2000
+        0.005435
     """
 
     name: ClassVar[str] = "exp_range"
@@ -269,7 +284,7 @@ class ExpRange(_CyclicPolicy):
         return self.gamma**iteration
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Fixed(Policy):
     """The baseline: a fixed LR, multiplied by ``gamma`` at each milestone (Caffe's ``multistep``).
 
@@ -288,8 +303,8 @@ class Fixed(Policy):
     Example::
 
         >>> policy = Fixed(0.1, milestones=[60000, 65000])
-        >>> policy(0), policy(60000), round(policy(65000), 6)
-        (0.1, 0.010000000000000002, 0.001)
+        >>> [round(policy(i), 9) for i in (0, 59999, 60000, 65000)]
+        [0.1, 0.1, 0.01, 0.001]
     """
 
     name: ClassVar[str] = "fixed"
@@ -314,7 +329,20 @@ class Fixed(Policy):
         return 0.0
 
 
-@dataclass(frozen=True)
+_START, _PEAK, _FINAL = 0, 1, 2  # OneCycle's LR levels: max_lr / div_factor, max_lr, the final LR
+
+
+class _Phase(NamedTuple):
+    """One phase of OneCycle: it anneals between two LR levels and two momentum scales."""
+
+    end_step: float
+    start_level: int
+    end_level: int
+    start_momentum_scale: float
+    end_momentum_scale: float
+
+
+@dataclass(frozen=True, repr=False)
 class OneCycle(Policy):
     """Smith's 1cycle policy (2018), exactly as ``torch.optim.lr_scheduler.OneCycleLR``.
 
@@ -334,14 +362,14 @@ class OneCycle(Policy):
 
     Raises:
         ValueError: on a non-positive or non-numeric ``max_lr``, ``div_factor`` or ``final_div_factor``,
-            ``total_steps`` not an integer >= 1, ``pct_start`` out of range, or an unknown
-            ``anneal_strategy``.
+            ``total_steps`` not an integer >= 1, ``pct_start`` out of range, an unknown
+            ``anneal_strategy``, or ``three_phase`` not a bool.
 
     Example::
 
         >>> policy = OneCycle(0.1, total_steps=1000)
-        >>> policy(0), policy(299), policy(999)
-        (0.004, 0.1, 4e-07)
+        >>> [round(policy(i), 9) for i in (0, 299, 999)]  # start, peak, end
+        [0.004, 0.1, 4e-07]
     """
 
     name: ClassVar[str] = "one_cycle"
@@ -353,9 +381,6 @@ class OneCycle(Policy):
     final_div_factor: float = 1e4
     anneal_strategy: str = "cos"
     three_phase: bool = False
-
-    # A phase anneals between two of the levels (start, peak, final) and two momentum scales.
-    _START, _PEAK, _FINAL = 0, 1, 2
 
     def __post_init__(self) -> None:
         peaks = _lr_values("max_lr", self.max_lr)
@@ -376,28 +401,28 @@ class OneCycle(Policy):
         if self.anneal_strategy not in ("cos", "linear"):
             _fail("anneal_strategy", self.anneal_strategy, "must be 'cos' or 'linear'")
 
-        levels = []
+        levels = []  # per param group, indexed by _START, _PEAK, _FINAL
         for peak in (peaks,) if isinstance(peaks, float) else peaks:
             start = peak / self.div_factor
             levels.append((start, peak, start / self.final_div_factor))
         _set(self, "_levels", tuple(levels))
         _set(self, "_phases", None if self.total_steps is None else self._phase_table(self.total_steps))
 
-    def _phase_table(self, total: int) -> tuple[tuple[float, int, int, float, float], ...]:
-        """(end step, start level, end level, start momentum scale, end momentum scale) per phase."""
+    def _phase_table(self, total: int) -> tuple[_Phase, ...]:
+        """OneCycleLR's phases; momentum scale 0 is max_momentum, 1 is base_momentum."""
         warmup_end = float(self.pct_start * total) - 1
         if self.three_phase:
             return (
-                (warmup_end, self._START, self._PEAK, 0.0, 1.0),
-                (float(2 * self.pct_start * total) - 2, self._PEAK, self._START, 1.0, 0.0),
-                (total - 1, self._START, self._FINAL, 0.0, 0.0),
+                _Phase(warmup_end, _START, _PEAK, 0.0, 1.0),
+                _Phase(float(2 * self.pct_start * total) - 2, _PEAK, _START, 1.0, 0.0),
+                _Phase(total - 1, _START, _FINAL, 0.0, 0.0),
             )
         return (
-            (warmup_end, self._START, self._PEAK, 0.0, 1.0),
-            (total - 1, self._PEAK, self._FINAL, 1.0, 0.0),
+            _Phase(warmup_end, _START, _PEAK, 0.0, 1.0),
+            _Phase(total - 1, _PEAK, _FINAL, 1.0, 0.0),
         )
 
-    def _locate(self, iteration: int) -> tuple[tuple[float, int, int, float, float], float]:
+    def _locate(self, iteration: int) -> tuple[_Phase, float]:
         """The phase that ``iteration`` falls in and the fraction of it done, as OneCycleLR finds them."""
         phases = self._phases
         if phases is None:
@@ -408,11 +433,10 @@ class OneCycle(Policy):
             )
         start = 0.0
         for phase in phases:
-            end = phase[0]
-            if iteration <= end or phase is phases[-1]:
-                pct = (iteration - start) / (end - start) if end > start else 1.0
-                return phase, min(pct, 1.0)
-            start = end
+            if iteration <= phase.end_step or phase is phases[-1]:
+                pct = (iteration - start) / (phase.end_step - start) if phase.end_step > start else 1.0
+                return phase, min(pct, 1.0)  # past total_steps the final value holds
+            start = phase.end_step
         raise AssertionError("unreachable")
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
@@ -422,12 +446,12 @@ class OneCycle(Policy):
 
     def __call__(self, iteration: int, group: int = 0) -> float:
         levels = self._levels[0 if self.num_groups is None else group]
-        (_, start, end, _, _), pct = self._locate(iteration)
-        return self._anneal(levels[start], levels[end], pct)
+        phase, pct = self._locate(iteration)
+        return self._anneal(levels[phase.start_level], levels[phase.end_level], pct)
 
     def momentum_scale(self, iteration: int) -> float:
-        (_, _, _, start, end), pct = self._locate(iteration)
-        return self._anneal(start, end, pct)
+        phase, pct = self._locate(iteration)
+        return self._anneal(phase.start_momentum_scale, phase.end_momentum_scale, pct)
 
     @property
     def needs_resolution(self) -> bool:
@@ -502,14 +526,13 @@ def _lr_values(name: str, value: Any) -> float | tuple[float, ...]:
     return tuple(numbers_)  # type: ignore[arg-type]
 
 
-def _paired_bounds(
-    base_name: str, base: Any, max_name: str, max_: Any
-) -> tuple[tuple[float, float], ...]:
+def _paired_bounds(base_name: str, base: Any, max_name: str, max_: Any) -> tuple[tuple[float, float], ...]:
     """(base, max) per param group, a scalar on either side broadcast; one pair for scalar bounds."""
     bases = _lr_values(base_name, base)
     maxes = _lr_values(max_name, max_)
     if isinstance(bases, tuple) and isinstance(maxes, tuple) and len(bases) != len(maxes):
-        _fail(max_name, max_, f"must have as many groups as {base_name}={base!r} ({len(maxes)} != {len(bases)})")
+        counts = f"({len(maxes)} != {len(bases)})"
+        _fail(max_name, max_, f"must have as many groups as {base_name}={base!r} {counts}")
     groups = max(len(v) if isinstance(v, tuple) else 1 for v in (bases, maxes))
     pairs = tuple(
         (
@@ -543,7 +566,7 @@ def _milestones(value: Any) -> tuple[int, ...]:
     if any(n is None or n < 1 or not n.is_integer() for n in numbers_):
         _fail("milestones", value, rule)
     steps = tuple(int(n) for n in numbers_)  # type: ignore[arg-type]
-    if any(a >= b for a, b in zip(steps, steps[1:])):
+    if any(a >= b for a, b in pairwise(steps)):
         _fail("milestones", value, rule)
     return steps
 

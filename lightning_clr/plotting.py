@@ -1,0 +1,108 @@
+"""Plot LR policies against the optimizer step (matplotlib, no pyplot global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from matplotlib.figure import Figure
+
+from lightning_clr.policies import Policy
+
+__all__ = ["plot_schedule"]
+
+_LINESTYLES = ("-", "--", ":", "-.")  # one per param group of a policy; colour tells policies apart
+
+
+def plot_schedule(
+    policies: Policy | Mapping[str, Policy],
+    num_steps: int,
+    *,
+    base_momentum: float | None = None,
+    max_momentum: float | None = None,
+    steps_per_epoch: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Draw the LR of each policy (one line per param group) over the first ``num_steps`` optimizer steps.
+
+    Policies that still need resolution are resolved with ``steps_per_epoch`` and ``total_steps=num_steps``.
+
+    Args:
+        policies: one policy, or policies by label.
+        num_steps: how many optimizer steps to draw.
+        base_momentum: with ``max_momentum``, adds a panel with the momentum each policy cycles
+            (``max_momentum - (max_momentum - base_momentum) * policy.momentum_scale(step)``).
+        max_momentum: see ``base_momentum``.
+        steps_per_epoch: marks epochs on a second x axis (and resolves ``step_size_epochs``).
+        title: the figure's title.
+
+    Returns:
+        A :class:`matplotlib.figure.Figure` (not registered with pyplot); save it with ``fig.savefig``.
+
+    Raises:
+        ValueError: if ``num_steps`` or ``steps_per_epoch`` is not an integer >= 1, only one momentum
+            bound is given, or a policy needs ``steps_per_epoch`` to be resolved.
+
+    Example::
+
+        >>> from lightning_clr.policies import Triangular, Triangular2
+        >>> fig = plot_schedule({"triangular": Triangular(0.001, 0.006, 200),
+        ...                      "triangular2": Triangular2(0.001, 0.006, 200)}, num_steps=2000)
+        >>> fig.savefig("schedule.png")  # doctest: +SKIP
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"num_steps={num_steps!r} must be an integer >= 1")
+    if steps_per_epoch is not None and (
+        isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
+    ):
+        raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an integer >= 1")
+    if (base_momentum is None) != (max_momentum is None):
+        raise ValueError(
+            f"base_momentum={base_momentum!r} and max_momentum={max_momentum!r} must be given together"
+        )
+    labelled = {policies.name: policies} if isinstance(policies, Policy) else dict(policies)
+    labelled = {
+        label: policy.resolve(steps_per_epoch, total_steps=num_steps) for label, policy in labelled.items()
+    }
+    steps = range(num_steps)
+
+    with_momentum = base_momentum is not None and max_momentum is not None
+    fig = Figure(figsize=(9, 6.5 if with_momentum else 4.5), layout="constrained")
+    axes = fig.subplots(2 if with_momentum else 1, 1, sharex=True, squeeze=False)[:, 0]
+    lr_axis = axes[0]
+    for index, (label, policy) in enumerate(labelled.items()):
+        groups = range(policy.num_groups or 1)
+        for group in groups:
+            lr_axis.plot(
+                steps,
+                [policy(step, group) for step in steps],
+                label=label if len(groups) == 1 else f"{label} (group {group})",
+                color=f"C{index}",
+                linestyle=_LINESTYLES[group % len(_LINESTYLES)],
+                linewidth=1.2,
+            )
+    lr_axis.set_ylabel("learning rate")
+    lr_axis.ticklabel_format(axis="y", style="plain")
+
+    if with_momentum:
+        momentum_axis = axes[1]
+        amplitude = max_momentum - base_momentum
+        for index, policy in enumerate(labelled.values()):
+            momentum = [max_momentum - amplitude * policy.momentum_scale(step) for step in steps]
+            momentum_axis.plot(steps, momentum, color=f"C{index}", linewidth=1.2)
+        momentum_axis.set_ylabel("momentum")
+
+    for axis in axes:
+        axis.grid(True, alpha=0.3)
+        axis.set_xlim(0, num_steps - 1)
+    axes[-1].set_xlabel("iteration (optimizer step)")
+    if steps_per_epoch is not None:
+        epochs = lr_axis.secondary_xaxis(
+            "top", functions=(lambda step: step / steps_per_epoch, lambda epoch: epoch * steps_per_epoch)
+        )
+        epochs.set_xlabel(f"epoch ({steps_per_epoch} steps each)")
+    fig.legend(
+        *lr_axis.get_legend_handles_labels(), loc="outside lower center", ncols=min(4, len(lr_axis.lines))
+    )
+    if title is not None:
+        fig.suptitle(title)
+    return fig

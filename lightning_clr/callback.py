@@ -23,6 +23,10 @@ _MOMENTUM_KEYS = ("betas", "momentum")
 _DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs")}
 
 
+class SetupError(ValueError):
+    """A setting that can only be rejected once training starts (it needs the optimizer or the data)."""
+
+
 class CyclicLR(Callback):
     """Set the learning rate (and optionally momentum) of every param group from a policy, every step.
 
@@ -44,9 +48,9 @@ class CyclicLR(Callback):
 
     Raises:
         ValueError: momentum bounds outside ``0 <= base_momentum <= max_momentum < 1``, or an unknown name in
-            ``pending``. At fit start: ``cycle_momentum`` with an optimizer that has no momentum, per-group bounds
-            whose length differs from the param groups, or a step size in epochs with a train loader of
-            unknown length.
+            ``pending``. At fit start (:class:`SetupError`, a ``ValueError``): ``cycle_momentum`` with an
+            optimizer that has no momentum, per-group bounds whose length differs from the param groups, or a
+            step size in epochs with a train loader of unknown length.
 
     Example::
 
@@ -119,12 +123,12 @@ class CyclicLR(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.pending:
-            raise ValueError(
+            raise SetupError(
                 f"policy arguments {sorted(self.pending)} were left to be found at start-up ('auto'), but "
                 "nothing supplied them: add an LRRangeTest callback or give the values"
             )
         if self.policy.needs_resolution:
-            steps_per_epoch = _optimizer_steps_per_epoch(trainer)
+            steps_per_epoch = _optimizer_steps_per_epoch(trainer, self.policy)
             resolved = self.policy.resolve(steps_per_epoch, trainer.estimated_stepping_batches)
             changed = {k: v for k, v in resolved.params().items() if self.policy.params()[k] != v}
             self.policy = resolved
@@ -224,7 +228,7 @@ class CyclicLR(Callback):
         groups = self.policy.num_groups
         for optimizer in optimizers:
             if groups is not None and groups != len(optimizer.param_groups):
-                raise ValueError(
+                raise SetupError(
                     f"the policy has per-group bounds for {groups} param groups, but "
                     f"{type(optimizer).__name__} has {len(optimizer.param_groups)}"
                 )
@@ -235,12 +239,12 @@ def _check_momentum(optimizer: Optimizer) -> None:
         key = next((k for k in _MOMENTUM_KEYS if k in group), None)
         name = type(optimizer).__name__
         if key is None:
-            raise ValueError(
+            raise SetupError(
                 f"cycle_momentum=True, but {name} has no momentum to cycle (no 'momentum' or 'betas' in its "
                 "param groups): use SGD, RMSprop or an Adam-family optimizer, or set cycle_momentum=False"
             )
         if key == "momentum" and not group["momentum"]:
-            raise ValueError(
+            raise SetupError(
                 f"cycle_momentum=True, but {name} was built with momentum=0: cycling would silently switch "
                 "momentum on. Give the optimizer a momentum (e.g. 0.9) or set cycle_momentum=False"
             )
@@ -264,12 +268,14 @@ def _series_names(optimizers: list[Optimizer], cycle_momentum: bool) -> list[tup
     return series
 
 
-def _optimizer_steps_per_epoch(trainer: pl.Trainer) -> int:
+def _optimizer_steps_per_epoch(trainer: pl.Trainer, policy: Policy) -> int:
     """Optimizer steps in one epoch on this rank (the last partial accumulation steps too)."""
     batches = trainer.num_training_batches
     if math.isinf(batches):
-        raise ValueError(
-            "step_size_epochs needs the number of batches per epoch, but the train dataloader has no "
-            "length (an iterable dataset): give step_size in optimizer steps instead"
+        params = policy.params()
+        key = "step_size_epochs" if params.get("step_size_epochs") is not None else "total_steps"
+        raise SetupError(
+            f"{key}={params.get(key)!r} needs the number of batches per epoch, but the train dataloader has "
+            "no length (an iterable dataset): give step_size (total_steps) in optimizer steps instead"
         )
     return max(1, math.ceil(batches / trainer.accumulate_grad_batches))

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_clr.callback import CyclicLR
 from lightning_clr.policies import Policy
+from lightning_clr.range_test import LRRangeTest
 
 AUTO = "auto"
 #: Policy arguments that ``auto`` hands to the LR range test.
@@ -76,6 +77,20 @@ def build_cyclic_lr(policy_cfg: DictConfig | Mapping[str, Any]) -> CyclicLR:
         return CyclicLR(policy, pending=pending, **momentum)
     except (ValueError, TypeError) as error:
         raise keyed("policy", error) from error
+
+
+def build_range_test(range_test_cfg: DictConfig | Mapping[str, Any], **kwargs: Any) -> LRRangeTest:
+    """The :class:`LRRangeTest` for ``auto`` policy arguments, from the ``range_test`` group.
+
+    >>> build_range_test({"min_lr": 1e-4, "max_lr": 1.0, "num_epochs": 2}).update
+    'pending'
+    """
+    args = {**_plain(range_test_cfg, "range_test"), **kwargs}
+    args.setdefault("update", "pending")
+    try:
+        return LRRangeTest(**args)
+    except (ValueError, TypeError) as error:
+        raise keyed("range_test", error) from error
 
 
 def build(key: str, node: Any, **kwargs: Any) -> Any:

@@ -181,6 +181,17 @@ def test_one_cycle_matches_torch_one_cycle_lr(anneal_strategy, three_phase, max_
     _assert_same_schedule(policy, lr_trace, momentum_trace, 0.8, 0.9)
 
 
+@pytest.mark.parametrize("anneal_strategy", ["cos", "linear"])
+def test_one_cycle_defaults_match_torch_one_cycle_lr_defaults(anneal_strategy) -> None:
+    policy = OneCycle(0.1, 1000, anneal_strategy=anneal_strategy)  # pct_start 0.3, div 25, final div 1e4
+
+    def make_scheduler(optimizer):
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.1, 1000, anneal_strategy=anneal_strategy)
+
+    lr_trace, momentum_trace = _torch_run(make_scheduler, [0.1], 1000)
+    _assert_same_schedule(policy, lr_trace, momentum_trace, 0.85, 0.95)
+
+
 def test_one_cycle_defaults_and_the_end_of_the_run() -> None:
     policy = OneCycle(0.1, total_steps=1000)
     assert policy(0) == pytest.approx(0.1 / 25, rel=REL)

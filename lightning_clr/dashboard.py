@@ -1,0 +1,120 @@
+"""The CLR dashboard: a TensorBoard custom-scalars layout written with every run.
+
+TensorBoard cannot draw two y axes, so the dashboard puts the LR and the training loss side by side in one
+section (with the momentum when it is cycled and the cycle index, whose steps mark the cycle boundaries),
+the per-epoch validation curves in a second, and the LR range test's curve in a third when one ran. Every
+chart matches its series by a regular expression over the tags this package logs, so in a sweep the same
+chart draws one line per run and compares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from lightning_clr.callback import CyclicLR
+from lightning_clr.range_test import LRRangeTest
+
+__all__ = ["CLRDashboard", "clr_layout"]
+
+#: Section titles of the layout, in the order TensorBoard shows them.
+STEP_SECTION = "CLR: learning rate and training loss (every step)"
+EPOCH_SECTION = "Validation (every epoch)"
+RANGE_TEST_SECTION = "LR range test"
+
+Layout = dict[str, dict[str, list[str | list[str]]]]
+
+
+def clr_layout(
+    *,
+    lr: bool = True,
+    momentum: bool = False,
+    cycle: bool = True,
+    range_test_metrics: Sequence[str] = (),
+) -> Layout:
+    """The custom-scalars layout, as ``SummaryWriter.add_custom_scalars`` takes it.
+
+    Args:
+        lr: draw the LR (``lr`` or ``lr/group{i}``), logged by :class:`~lightning_clr.CyclicLR`.
+        momentum: draw the momentum (``momentum`` or ``momentum/group{i}``), logged when it is cycled.
+        cycle: draw the 1-based cycle index (``cycle``), whose steps mark the cycle boundaries.
+        range_test_metrics: add the LR range test's section: its LR, and loss and smoothed loss when
+            ``"loss"`` is listed, against the test's step; any other name ``m`` draws ``range_test/m``.
+
+    Returns:
+        ``{section title: {chart title: ["Multiline", [tag regex, ...]]}}``.
+
+    Example::
+
+        >>> layout = clr_layout(momentum=True)
+        >>> list(layout[STEP_SECTION])
+        ['learning rate', 'training loss', 'momentum', 'cycle index']
+        >>> layout[STEP_SECTION]["learning rate"]
+        ['Multiline', ['^lr(/.*)?$']]
+    """
+    step: dict[str, list[str | list[str]]] = {}
+    if lr:
+        step["learning rate"] = _multiline(r"^lr(/.*)?$")
+    step["training loss"] = _multiline("^train_loss$")
+    if momentum:
+        step["momentum"] = _multiline(r"^momentum(/.*)?$")
+    if cycle:
+        step["cycle index"] = _multiline("^cycle$")
+    layout: Layout = {
+        STEP_SECTION: step,
+        EPOCH_SECTION: {
+            "validation loss": _multiline("^val_loss$"),
+            "validation accuracy": _multiline("^val_acc$", "^val_acc_best$"),
+        },
+    }
+    if range_test_metrics:
+        section = {"range test: learning rate": _multiline("^range_test/lr$")}
+        for metric in range_test_metrics:
+            if metric == "loss":
+                section["range test: loss"] = _multiline("^range_test/loss$", "^range_test/smoothed_loss$")
+            else:
+                section[f"range test: {metric}"] = _multiline(f"^range_test/{metric}$")
+        layout[RANGE_TEST_SECTION] = section
+    return layout
+
+
+class CLRDashboard(Callback):
+    """Write :func:`clr_layout` into every :class:`~lightning.pytorch.loggers.TensorBoardLogger` at fit start.
+
+    The charts follow the trainer's callbacks: the LR and cycle index with a
+    :class:`~lightning_clr.CyclicLR` (the cycle index unless its policy has no cycles), the momentum when
+    it is cycled, the range test's section with an :class:`~lightning_clr.range_test.LRRangeTest`. Without a
+    TensorBoard logger it does nothing; only rank zero writes.
+
+    Example::
+
+        >>> import lightning as L
+        >>> from lightning.pytorch.loggers import TensorBoardLogger
+        >>> from lightning_clr import CyclicLR
+        >>> from lightning_clr.policies import Triangular
+        >>> callbacks = [CyclicLR(Triangular(0.001, 0.006, step_size=200)), CLRDashboard()]
+        >>> trainer = L.Trainer(callbacks=callbacks, logger=TensorBoardLogger("logs"))  # doctest: +SKIP
+    """
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        if not loggers or not trainer.is_global_zero:
+            return
+        schedules = [callback for callback in trainer.callbacks if isinstance(callback, CyclicLR)]
+        tests = [callback for callback in trainer.callbacks if isinstance(callback, LRRangeTest)]
+        layout = clr_layout(
+            lr=bool(schedules),
+            momentum=any(schedule.cycle_momentum for schedule in schedules),
+            cycle=any(hasattr(schedule.policy, "cycle") for schedule in schedules),
+            range_test_metrics=sorted({"loss"} | {test.config.monitor for test in tests}) if tests else (),
+        )
+        for logger in loggers:
+            logger.experiment.add_custom_scalars(layout)
+            logger.experiment.flush()
+
+
+def _multiline(*tags: str) -> list[str | list[str]]:
+    return ["Multiline", list(tags)]

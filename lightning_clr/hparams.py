@@ -1,0 +1,62 @@
+"""A run's hyper-parameters and final metrics, for TensorBoard's HParams dashboard.
+
+After training, :func:`log_hparams` gives every logger the settings a CLR sweep compares (policy name,
+bounds, step size as resolved, gamma, optimizer, batch size, seed) with the run's final metrics under
+``hp/<metric>``: a separate name, so the metric's own curve keeps only its real points. In TensorBoard's
+HParams tab each run of a sweep is then one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
+
+from lightning_clr.callback import CyclicLR
+
+#: Policy arguments shown in the HParams table (those the policy has).
+POLICY_KEYS = ("base_lr", "max_lr", "step_size", "step_size_epochs", "gamma", "lr", "total_steps")
+
+
+def hparams(cfg: DictConfig, cyclic_lr: CyclicLR | None) -> dict[str, Any]:
+    """The hyper-parameters of a run: the policy (as trained, step size resolved) and the main settings.
+
+    Example::
+
+        >>> from omegaconf import OmegaConf
+        >>> from lightning_clr.policies import Triangular
+        >>> cfg = OmegaConf.create({"seed": 1, "optimizer": {"_target_": "torch.optim.SGD"},
+        ...                         "dataset": {"batch_size": 100}})
+        >>> hparams(cfg, CyclicLR(Triangular(0.01, 0.1, step_size=8)))
+        {'policy': 'triangular', 'base_lr': 0.01, 'max_lr': 0.1, 'step_size': 8, 'step_size_epochs': None, \
+'cycle_momentum': False, 'optimizer': 'SGD', 'batch_size': 100, 'seed': 1}
+    """
+    values: dict[str, Any] = {"policy": "none"}
+    if cyclic_lr is not None:
+        params = cyclic_lr.policy.params()
+        values = {"policy": cyclic_lr.policy.name, **{k: params[k] for k in POLICY_KEYS if k in params}}
+        values["cycle_momentum"] = cyclic_lr.cycle_momentum
+    values["optimizer"] = str(cfg.optimizer.get("_target_", "")).rsplit(".", 1)[-1]
+    values["batch_size"] = cfg.dataset.get("batch_size")
+    values["seed"] = cfg.get("seed")
+    return values
+
+
+def log_hparams(trainer: pl.Trainer, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Log ``params`` with the final ``metrics`` (as ``hp/<name>``) to every logger, on rank zero.
+
+    Example::
+
+        >>> log_hparams(trainer, hparams(cfg, run.cyclic_lr), {"val_acc_best": 0.81})  # doctest: +SKIP
+    """
+    final = {f"hp/{name}": value for name, value in metrics.items()}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(dict(params), metrics=final, step=trainer.global_step)
+        else:
+            logger.log_hyperparams(dict(params))
+            logger.log_metrics(final, step=trainer.global_step)
+        logger.finalize("success")

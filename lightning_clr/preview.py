@@ -1,0 +1,113 @@
+"""The task behind ``scripts/plot_policy.py``: draw the LR (and momentum) a config will train with.
+
+It composes the same config as ``scripts/train.py`` and counts the optimizer steps the way the trainer will
+(batches of the data set's train loader, ``limit_train_batches``, ``accumulate_grad_batches``,
+``max_epochs`` / ``max_steps``), so a ``step_size_epochs`` or 1cycle length is resolved exactly as in
+training, without training. The count is that of one process: under DDP each rank sees a share of the
+batches.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+
+from lightning_clr.config import ConfigError, build, build_cyclic_lr
+from lightning_clr.plotting import plot_schedule
+from lightning_clr.training import one_line_errors
+
+__all__ = ["main", "planned_steps", "preview"]
+
+
+def planned_steps(cfg: DictConfig) -> tuple[int, int]:
+    """``(optimizer steps per epoch, optimizer steps in the run)`` for a run of ``cfg``.
+
+    Sets up the ``dataset`` group's data module (generating or reading its data) to count its batches.
+
+    Raises:
+        ConfigError: if the train loader has no length, or the trainer has neither ``max_epochs`` nor
+            ``max_steps``.
+
+    Example::
+
+        >>> steps_per_epoch, total = planned_steps(cfg)  # doctest: +SKIP
+        >>> steps_per_epoch, total  # MNIST-1D: 4,000 samples in batches of 100, 20 epochs  # doctest: +SKIP
+        (40, 800)
+    """
+    datamodule = build("dataset", cfg.dataset)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    try:
+        batches = len(datamodule.train_dataloader())
+    except TypeError as error:
+        raise ConfigError(
+            "dataset: the train loader has no length (an iterable dataset): give policy.step_size in "
+            "optimizer steps and trainer.max_steps to preview the schedule"
+        ) from error
+    limit = cfg.trainer.get("limit_train_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        batches = min(batches, limit)
+    elif isinstance(limit, float):
+        batches = int(batches * limit)
+    steps_per_epoch = max(1, math.ceil(batches / cfg.trainer.get("accumulate_grad_batches", 1)))
+    max_epochs = cfg.trainer.get("max_epochs")
+    max_steps = cfg.trainer.get("max_steps")
+    by_epochs = steps_per_epoch * max_epochs if max_epochs is not None and max_epochs > 0 else None
+    by_steps = max_steps if max_steps is not None and max_steps > 0 else None
+    if by_epochs is None and by_steps is None:
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs!r} and trainer.max_steps={max_steps!r}: give one of them to "
+            "know how many steps to draw"
+        )
+    total = min(n for n in (by_epochs, by_steps) if n is not None)
+    return steps_per_epoch, total
+
+
+def preview(cfg: DictConfig) -> Figure:
+    """The schedule ``cfg`` trains with: LR of every param group, and momentum when cycled.
+
+    Raises:
+        ConfigError: a bad ``policy`` (as in training), or a bound left to the LR range test (``auto``),
+            which only a run can find.
+
+    Example::
+
+        >>> fig = preview(cfg)  # doctest: +SKIP
+        >>> fig.savefig("policy.png")  # doctest: +SKIP
+    """
+    cyclic_lr = build_cyclic_lr(cfg.policy)
+    if cyclic_lr.pending:
+        names = ", ".join(f"policy.{name}=auto" for name in sorted(cyclic_lr.pending))
+        raise ConfigError(
+            f"{names}: found by the LR range test when training starts; run scripts/range_test.py and give "
+            "the values to preview the schedule"
+        )
+    steps_per_epoch, total = planned_steps(cfg)
+    policy = cyclic_lr.policy.resolve(steps_per_epoch, total)
+    momentum = (
+        {"base_momentum": cyclic_lr.base_momentum, "max_momentum": cyclic_lr.max_momentum}
+        if cyclic_lr.cycle_momentum
+        else {}
+    )
+    arguments = ", ".join(f"{key}={value}" for key, value in policy.params().items() if value is not None)
+    return plot_schedule(
+        policy,
+        total,
+        steps_per_epoch=steps_per_epoch,
+        title=f"{policy.name}: {arguments}\n{total} optimizer steps, {steps_per_epoch} per epoch",
+        **momentum,
+    )
+
+
+def main(cfg: DictConfig) -> Path:
+    """What ``scripts/plot_policy.py`` runs: write ``policy.png`` into the run dir and print its path."""
+    with one_line_errors():
+        fig = preview(cfg)
+    path = Path(cfg.paths.output_dir) / "policy.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+    return path

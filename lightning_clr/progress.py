@@ -1,0 +1,35 @@
+"""A rich progress bar that shows the current learning rate beside the loss."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import RichProgressBar
+
+__all__ = ["CLRProgressBar"]
+
+
+class CLRProgressBar(RichProgressBar):
+    """:class:`~lightning.pytorch.callbacks.RichProgressBar` that adds ``lr``: the LR the optimizer uses now.
+
+    With a :class:`~lightning_clr.CyclicLR` that is the LR it set for the current optimizer step; with several
+    param groups (or optimizers) their LRs are listed, comma-separated. The LR is shown to 3 significant
+    digits (the bar's ``metrics_format`` of 3 decimals would show ``0.000`` for ``4e-4``). The loss is the
+    module's ``train_loss``, logged with ``prog_bar=True``.
+
+    Example::
+
+        >>> import lightning as L
+        >>> from lightning_clr import CyclicLR
+        >>> from lightning_clr.policies import Triangular
+        >>> callbacks = [CyclicLR(Triangular(0.001, 0.006, step_size=200)), CLRProgressBar()]
+        >>> trainer = L.Trainer(callbacks=callbacks)  # doctest: +SKIP
+    """
+
+    def get_metrics(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
+        metrics = super().get_metrics(trainer, pl_module)
+        lrs = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
+        if lrs:
+            metrics["lr"] = ", ".join(f"{float(lr):.3g}" for lr in lrs)
+        return metrics

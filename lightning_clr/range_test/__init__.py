@@ -1,0 +1,32 @@
+"""The LR range test (Smith, WACV 2017, Sec. 3.3): train while the LR rises, read CLR bounds off the curve.
+
+- :class:`LRRangeTest` (``callback.py``): a callback that runs the test when fitting starts and hands the
+  bounds to every :class:`~lightning_clr.callback.CyclicLR`; :class:`CLRTuner` runs it on its own, like
+  Lightning's ``Tuner.lr_find``.
+- :class:`RangeTestResult` (``result.py``): the curve, :meth:`~RangeTestResult.suggest`,
+  :meth:`~RangeTestResult.plot`, the CSV.
+- ``loop.py``: the test's own training loop and the in-memory snapshot that undoes it.
+- The suggestion rule is a pure function, :func:`lightning_clr.suggest.suggest_bounds`.
+
+Example::
+
+    >>> from lightning_clr.range_test import CLRTuner
+    >>> result = CLRTuner(trainer).range_test(model, datamodule=dm, min_lr=1e-4, max_lr=1.0)  # doctest: +SKIP
+    >>> result.suggest()  # doctest: +SKIP
+    Bounds(base_lr=0.05, max_lr=0.15, step_size=100, peak_lr=0.3)
+"""
+
+from lightning_clr.range_test.callback import CLRTuner, LRRangeTest
+from lightning_clr.range_test.loop import RangeTestConfig, lr_schedule, run_range_test
+from lightning_clr.range_test.result import RangeTestResult
+from lightning_clr.suggest import Bounds
+
+__all__ = [
+    "Bounds",
+    "CLRTuner",
+    "LRRangeTest",
+    "RangeTestConfig",
+    "RangeTestResult",
+    "lr_schedule",
+    "run_range_test",
+]

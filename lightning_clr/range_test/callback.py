@@ -1,0 +1,271 @@
+"""The range test as a callback (:class:`LRRangeTest`) and on its own (:class:`CLRTuner`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lightning.pytorch as pl
+import yaml
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import _TunerExitException
+
+from lightning_clr.range_test.loop import RangeTestConfig, group_ratios, run_range_test
+from lightning_clr.range_test.result import RangeTestResult
+from lightning_clr.suggest import Bounds
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+UPDATABLE = ("base_lr", "max_lr", "step_size")
+
+
+class LRRangeTest(Callback):
+    """Run an LR range test when fitting starts and hand the bounds to every ``CyclicLR`` callback.
+
+    The LR of step ``i`` of ``n`` is ``min_lr + (max_lr - min_lr) * i / (n - 1)`` (``mode="linear"``,
+    Smith's test) or ``min_lr * (max_lr / min_lr) ** (i / (n - 1))`` (``"exponential"``, for a first wide
+    scan), for param group 0; other groups keep their ratio to group 0. The test stops at the first NaN/inf
+    loss, or when the smoothed loss exceeds ``divergence_threshold`` times its best. Then everything the
+    test touched is put back (see :mod:`lightning_clr.range_test.loop`), the bounds are suggested by
+    :meth:`RangeTestResult.suggest` and handed to every callback with an ``update_policy`` method
+    (:class:`~lightning_clr.callback.CyclicLR`), per param group scaled by ``lr_i / lr_0`` of the
+    optimizer's groups. The result and bounds are kept in the checkpoint: a resumed run applies them again
+    instead of testing again.
+
+    Args:
+        min_lr: the LR of the first step, > 0.
+        max_lr: the LR of the last step, > ``min_lr``.
+        num_steps: optimizer steps of the test, >= 2; or
+        num_epochs: its length in epochs of the train loader (default 4 when neither is given).
+        mode: ``"linear"`` or ``"exponential"``.
+        monitor: ``"loss"`` (the training loss) or a metric the model logs in ``validation_step``
+            (e.g. ``"val_acc"``), evaluated every ``val_check_interval`` steps on the first
+            ``num_val_batches`` validation batches.
+        monitor_mode: ``"min"`` or ``"max"``; default ``"min"`` when ``monitor`` contains ``"loss"``,
+            else ``"max"``.
+        val_check_interval: steps between two evaluations of ``monitor``; default ``num_steps // 30``
+            (at least 1).
+        num_val_batches: validation batches per evaluation, >= 1.
+        divergence_threshold: stop when the smoothed loss exceeds this multiple of its best, > 1;
+            None to stop only on NaN/inf.
+        beta: the EMA factor of the smoothed loss, in [0, 1); default ``1 - 1 / max(10, num_steps / 20)``,
+            an average over about 5% of the test (a fixed 0.98 lags by some 50 steps: a third of a
+            150-step test).
+        update: the bounds handed to ``update_policy``: any of ``"base_lr"``, ``"max_lr"``,
+            ``"step_size"``, or ``"pending"`` for the names each target lists in its ``pending``.
+        output_dir: if given, rank zero writes ``range_test.png``, ``range_test.csv`` and
+            ``range_test_bounds.yaml`` there.
+        progress_bar: show a progress bar on rank zero; default: when the trainer shows one.
+
+    Raises:
+        ValueError: on an invalid argument (named, with its value and the rule). At fit start: manual
+            optimization, several optimizers, a monitored metric without validation data or not logged.
+
+    Example::
+
+        >>> from lightning_clr import CyclicLR, LRRangeTest
+        >>> from lightning_clr.policies import Triangular
+        >>> clr = CyclicLR(Triangular(1e-3, 1e-2, step_size=100), pending=("base_lr", "max_lr"))
+        >>> range_test = LRRangeTest(min_lr=1e-4, max_lr=1.0, num_epochs=4)
+        >>> trainer = L.Trainer(callbacks=[range_test, clr])  # doctest: +SKIP
+        >>> trainer.fit(model, datamodule=dm)  # doctest: +SKIP
+        >>> range_test.bounds  # doctest: +SKIP
+        Bounds(base_lr=0.02, max_lr=0.06, step_size=160, peak_lr=0.12)
+    """
+
+    def __init__(
+        self,
+        min_lr: float = 1e-5,
+        max_lr: float = 1.0,
+        num_steps: int | None = None,
+        num_epochs: float | None = None,
+        mode: str = "linear",
+        monitor: str = "loss",
+        monitor_mode: str | None = None,
+        val_check_interval: int | None = None,
+        num_val_batches: int = 4,
+        divergence_threshold: float | None = 4.0,
+        beta: float | None = None,
+        update: str | Collection[str] = ("base_lr", "max_lr"),
+        output_dir: str | Path | None = None,
+        progress_bar: bool | None = None,
+    ) -> None:
+        self.config = RangeTestConfig(
+            min_lr=min_lr,
+            max_lr=max_lr,
+            num_steps=num_steps,
+            num_epochs=num_epochs,
+            mode=mode,
+            monitor=monitor,
+            monitor_mode=monitor_mode,
+            val_check_interval=val_check_interval,
+            num_val_batches=num_val_batches,
+            divergence_threshold=divergence_threshold,
+            beta=beta,
+        )
+        if update != "pending":
+            update = tuple([update] if isinstance(update, str) else update)
+            if not set(update) <= set(UPDATABLE):
+                raise ValueError(f"update={update!r} must be 'pending' or a selection of {UPDATABLE}")
+        if progress_bar is not None and not isinstance(progress_bar, bool):
+            raise ValueError(f"progress_bar={progress_bar!r} must be true, false or None")
+        self.update = update
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.progress_bar = progress_bar
+        self.stop_after_test = False
+        """Stop fitting once the test is done (:class:`CLRTuner`, ``scripts/range_test.py``)."""
+        self.result: RangeTestResult | None = None
+        self.bounds: Bounds | None = None
+        self.applied: dict[str, Any] = {}
+        """What was handed to ``update_policy``: every bound, per param group where there are several."""
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(monitor=self.config.monitor, mode=self.config.mode)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.bounds is None:  # else restored from a checkpoint: apply, do not test again
+            progress = self.progress_bar
+            if progress is None:
+                progress = trainer.progress_bar_callback is not None
+            self.result = run_range_test(trainer, pl_module, self.config, progress and trainer.is_global_zero)
+            # every rank saw the same (reduced) curve; the broadcast rules out float noise
+            self.bounds = trainer.strategy.broadcast(self.result.suggest(), src=0)
+            self.applied = self._per_group(self.bounds, self.result.group_lrs)
+            if trainer.is_global_zero:
+                self._report(trainer)
+        self._apply(trainer)
+        if self.stop_after_test:
+            raise _TunerExitException()
+
+    @staticmethod
+    def _per_group(bounds: Bounds, group_lrs: list[float]) -> dict[str, Any]:
+        """The bounds, as lists scaled by ``lr_i / lr_0`` when the optimizer has several param groups."""
+        ratios = group_ratios(group_lrs)
+        changes: dict[str, Any] = {"step_size": bounds.step_size}
+        for name in ("base_lr", "max_lr"):
+            value = getattr(bounds, name)
+            changes[name] = value if len(ratios) == 1 else [value * ratio for ratio in ratios]
+        return changes
+
+    def _apply(self, trainer: pl.Trainer) -> None:
+        targets = [
+            cb for cb in trainer.callbacks if cb is not self and callable(getattr(cb, "update_policy", None))
+        ]
+        for target in targets:
+            names = set(getattr(target, "pending", ())) if self.update == "pending" else set(self.update)
+            changes = {k: v for k, v in self.applied.items() if k in names}
+            if "step_size" in changes:
+                if changes["step_size"] is None:
+                    rank_zero_warn("The range test found no step size (the train loader has no length).")
+                    del changes["step_size"]
+                elif getattr(getattr(target, "policy", None), "step_size_epochs", None) is not None:
+                    changes["step_size_epochs"] = None
+            if changes:
+                target.update_policy(**changes)
+        if not targets and self.update and not self.stop_after_test:
+            rank_zero_warn("LRRangeTest found no CyclicLR callback to hand its bounds to; see `.bounds`.")
+
+    def _report(self, trainer: pl.Trainer) -> None:
+        assert self.result is not None and self.bounds is not None
+        rank_zero_info(f"LR range test: {self.bounds}")
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        if self.output_dir is None and not loggers:
+            return
+        fig = self.result.plot(self.bounds)
+        if self.output_dir is not None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            fig.savefig(self.output_dir / "range_test.png", dpi=120)
+            self.result.to_csv(self.output_dir / "range_test.csv")
+            with open(self.output_dir / "range_test_bounds.yaml", "w") as file:
+                yaml.safe_dump({**asdict(self.bounds), "applied": self.applied}, file, sort_keys=False)
+        for logger in loggers:
+            _log_to_tensorboard(logger.experiment, self.result, self.bounds, fig)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "bounds": None if self.bounds is None else asdict(self.bounds),
+            "applied": dict(self.applied),
+            "result": None if self.result is None else self.result.state_dict(),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        if state_dict.get("bounds") is not None:
+            self.bounds = Bounds(**state_dict["bounds"])
+            self.applied = dict(state_dict.get("applied", {}))
+        if state_dict.get("result") is not None:
+            self.result = RangeTestResult.from_state_dict(state_dict["result"])
+
+
+class CLRTuner:
+    """Run an LR range test on its own, like ``lightning.pytorch.tuner.Tuner(trainer).lr_find``.
+
+    The trainer's callbacks and loggers are set aside while it runs, so no checkpoint folder or
+    ``lightning_logs/`` is started and no other callback sees the test; the model, optimizer, RNG and
+    counters are left as they were (see :mod:`lightning_clr.range_test.loop`).
+
+    Example::
+
+        >>> tuner = CLRTuner(trainer)  # doctest: +SKIP
+        >>> result = tuner.range_test(model, datamodule=dm, min_lr=1e-4, max_lr=1.0)  # doctest: +SKIP
+        >>> bounds = result.suggest()  # doctest: +SKIP
+        >>> result.plot(bounds).savefig("range_test.png")  # doctest: +SKIP
+    """
+
+    def __init__(self, trainer: pl.Trainer) -> None:
+        self._trainer = trainer
+
+    def range_test(
+        self,
+        model: pl.LightningModule,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: pl.LightningDataModule | None = None,
+        min_lr: float = 1e-5,
+        max_lr: float = 1.0,
+        num_steps: int | None = None,
+        num_epochs: float | None = None,
+        mode: str = "linear",
+        monitor: str = "loss",
+        **options: Any,
+    ) -> RangeTestResult:
+        """Run the test and return its curve; ``options`` are further :class:`LRRangeTest` arguments.
+
+        Raises:
+            ValueError: as :class:`LRRangeTest`.
+        """
+        trainer = self._trainer
+        options.setdefault("progress_bar", trainer.progress_bar_callback is not None)
+        options.setdefault("update", ())
+        callback = LRRangeTest(min_lr, max_lr, num_steps, num_epochs, mode, monitor, **options)
+        callback.stop_after_test = True
+        callbacks, loggers = trainer.callbacks, trainer.loggers
+        trainer.callbacks, trainer.loggers = [callback], []
+        try:
+            trainer.fit(model, train_dataloaders, val_dataloaders, datamodule)
+        finally:
+            trainer.callbacks, trainer.loggers = callbacks, loggers
+        assert callback.result is not None
+        return callback.result
+
+
+def _log_to_tensorboard(writer: Any, result: RangeTestResult, bounds: Bounds, fig: Figure) -> None:
+    """The curve against the test's step (with the LR beside it), the bounds and the figure."""
+    for step, (lr, loss, smoothed) in enumerate(zip(result.lrs, result.losses, result.smoothed, strict=True)):
+        writer.add_scalar("range_test/lr", lr, step)
+        if math.isfinite(loss):
+            writer.add_scalar("range_test/loss", loss, step)
+            writer.add_scalar("range_test/smoothed_loss", smoothed, step)
+    for step, value in zip(result.metric_steps, result.metric_values, strict=True):
+        writer.add_scalar(f"range_test/{result.monitor}", value, step)
+    for name, value in asdict(bounds).items():
+        if value is not None:
+            writer.add_scalar(f"range_test/{name}", value, 0)
+    writer.add_figure("range_test/curve", fig, 0, close=False)
+    writer.flush()

@@ -1,0 +1,518 @@
+"""The range test's own training loop, and the snapshot that undoes it.
+
+The test does not run the fit loop: it steps the optimizer itself, through the trainer's strategy (so the
+device, precision plugin, gradient clipping and DDP gradient sync behave as in training), with the LR of
+each step from :func:`lr_schedule`. Around it :func:`_snapshot` copies in memory (no checkpoint file)
+everything the test can change and writes it back afterwards, also after divergence or an exception:
+parameters and all buffers, gradients, optimizer state and param groups, LR schedulers, the precision
+plugin (AMP scaler), torchmetrics states, train/eval modes, the python/numpy/torch/CUDA RNG states and the
+loaders' own generators. The fit loop's counters are never touched; other callbacks do not run during
+the test and the model's ``self.log`` calls go nowhere but to the monitored metric.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.trainer.connectors.data_connector import (
+    _parse_num_batches,
+    _process_dataloader,
+    _request_dataloader,
+)
+from lightning.pytorch.trainer.states import RunningStage, TrainerFn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.combined_loader import CombinedLoader
+from lightning.pytorch.utilities.data import extract_batch_size
+from torchmetrics import Metric
+
+from lightning_clr.range_test.result import RangeTestResult
+
+MODES = ("linear", "exponential")
+DEFAULT_EPOCHS = 4
+
+
+def lr_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "linear") -> list[float]:
+    """The LR of every step of a range test: ``min_lr + (max_lr - min_lr) * i / (n - 1)`` when linear.
+
+    Exponential: ``min_lr * (max_lr / min_lr) ** (i / (n - 1))``.
+
+    Example::
+
+        >>> lr_schedule(0.0, 1.0, 5)
+        [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    last = num_steps - 1
+    if mode == "linear":
+        return [min_lr + (max_lr - min_lr) * i / last for i in range(num_steps)]
+    return [min_lr * (max_lr / min_lr) ** (i / last) for i in range(num_steps)]
+
+
+@dataclass(frozen=True)
+class RangeTestConfig:
+    """How to run a range test; the arguments are those of :class:`~lightning_clr.range_test.LRRangeTest`.
+
+    Raises:
+        ValueError: naming the argument, its value and the rule.
+    """
+
+    min_lr: float = 1e-5
+    max_lr: float = 1.0
+    num_steps: int | None = None
+    num_epochs: float | None = None
+    mode: str = "linear"
+    monitor: str = "loss"
+    monitor_mode: str | None = None
+    val_check_interval: int | None = None
+    num_val_batches: int = 4
+    divergence_threshold: float | None = 4.0
+    beta: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive("min_lr", self.min_lr)
+        _check_positive("max_lr", self.max_lr)
+        if not self.max_lr > self.min_lr:
+            raise ValueError(f"max_lr={self.max_lr!r} must be greater than min_lr={self.min_lr!r}")
+        if self.num_steps is not None and self.num_epochs is not None:
+            raise ValueError(
+                f"num_steps={self.num_steps!r} and num_epochs={self.num_epochs!r}: give one, not both"
+            )
+        if self.num_steps is not None:
+            _check_int("num_steps", self.num_steps, 2)
+        elif self.num_epochs is None:
+            object.__setattr__(self, "num_epochs", DEFAULT_EPOCHS)
+        else:
+            _check_positive("num_epochs", self.num_epochs)
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} must be one of {MODES}")
+        if not isinstance(self.monitor, str) or not self.monitor:
+            raise ValueError(f"monitor={self.monitor!r} must be 'loss' or the name of a validation metric")
+        if self.monitor_mode is None:
+            object.__setattr__(self, "monitor_mode", "min" if "loss" in self.monitor else "max")
+        if self.monitor_mode not in ("min", "max"):
+            raise ValueError(f"monitor_mode={self.monitor_mode!r} must be 'min', 'max' or None")
+        if self.monitor == "loss" and self.monitor_mode != "min":
+            raise ValueError(f"monitor_mode={self.monitor_mode!r} must be 'min' when monitor='loss'")
+        if self.val_check_interval is not None:
+            _check_int("val_check_interval", self.val_check_interval, 1)
+        _check_int("num_val_batches", self.num_val_batches, 1)
+        threshold = self.divergence_threshold
+        if threshold is not None and not (_is_number(threshold) and threshold > 1):
+            raise ValueError(f"divergence_threshold={threshold!r} must be a number > 1 or None")
+        if self.beta is not None and not (_is_number(self.beta) and 0 <= self.beta < 1):
+            raise ValueError(f"beta={self.beta!r} must be a number in [0, 1) or None")
+
+
+def run_range_test(
+    trainer: pl.Trainer, pl_module: pl.LightningModule, config: RangeTestConfig, progress_bar: bool = False
+) -> RangeTestResult:
+    """Run the test on the trainer's model, optimizer and train loader (set up by ``fit``), then undo it.
+
+    Call it from a fit-start hook (:class:`~lightning_clr.range_test.LRRangeTest` does). Every rank
+    records the same curve: the loss and the monitored metric are averaged over DDP ranks.
+
+    Raises:
+        ValueError: manual optimization, several optimizers, an empty train loader, ``num_epochs`` with a
+            loader of unknown length, a monitored metric without validation data or not logged.
+    """
+    if not pl_module.automatic_optimization:
+        raise ValueError("the LR range test needs automatic optimization (automatic_optimization=True)")
+    if len(trainer.optimizers) != 1:
+        raise ValueError(f"the LR range test needs exactly one optimizer, got {len(trainer.optimizers)}")
+    optimizer, strategy = trainer.optimizers[0], trainer.strategy
+    with _snapshot(trainer, pl_module) as keep_generators:  # even building a loader draws from the RNG
+        loader, batches_per_epoch = _train_loader(trainer, keep_generators)
+        accumulate = trainer.accumulate_grad_batches
+        steps_per_epoch = None if batches_per_epoch is None else max(1, batches_per_epoch // accumulate)
+        num_steps = _num_steps(config, trainer, steps_per_epoch)
+        val_batches = []
+        if config.monitor != "loss":
+            val_batches = _val_batches(trainer, config.num_val_batches, keep_generators)
+        interval = config.val_check_interval or max(1, num_steps // 30)
+        beta = config.beta if config.beta is not None else 1 - 1 / max(10, num_steps / 20)
+        threshold = config.divergence_threshold
+        group_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        result = RangeTestResult(
+            lrs=[],
+            losses=[],
+            smoothed=[],
+            mode=config.mode,
+            monitor=config.monitor,
+            monitor_mode=config.monitor_mode,
+            num_steps=num_steps,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=_total_steps(trainer, steps_per_epoch),
+            group_lrs=group_lrs,
+        )
+        stream = _batches(loader)
+        average, best = 0.0, math.inf
+        rich = isinstance(trainer.progress_bar_callback, RichProgressBar)
+        with _isolated(trainer, pl_module) as capture, _progress_bar(num_steps, progress_bar, rich) as bar:
+            for step, lr in enumerate(lr_schedule(config.min_lr, config.max_lr, num_steps, config.mode)):
+                for group, ratio in zip(optimizer.param_groups, group_ratios(group_lrs), strict=True):
+                    group["lr"] = lr * ratio
+                loss = _optimizer_step(strategy, pl_module, optimizer, stream, accumulate, step)
+                value = strategy.reduce(loss, reduce_op="mean").item()  # the one sync of a step
+                average = beta * average + (1 - beta) * value
+                smoothed = average / (1 - beta ** (step + 1)) if math.isfinite(value) else math.nan
+                result.lrs.append(lr)
+                result.losses.append(value)
+                result.smoothed.append(smoothed)
+                due = (step + 1) % interval == 0 or step == num_steps - 1
+                if val_batches and due and math.isfinite(value):
+                    result.metric_steps.append(step)
+                    result.metric_values.append(
+                        _evaluate(trainer, pl_module, val_batches, config.monitor, capture)
+                    )
+                bar(lr, value)
+                if not math.isfinite(value):
+                    result.stop_reason = f"loss {value} at step {step} (lr={lr:.4g})"
+                elif threshold is not None and smoothed > threshold * best:
+                    result.stop_reason = (
+                        f"smoothed loss {smoothed:.4g} > {threshold} x best {best:.4g} at step {step} "
+                        f"(lr={lr:.4g})"
+                    )
+                if result.stop_reason is not None:
+                    rank_zero_info(f"LR range test stopped early: {result.stop_reason}")
+                    break
+                best = min(best, smoothed)
+    return result
+
+
+def group_ratios(group_lrs: Sequence[float]) -> list[float]:
+    """Each param group's LR relative to group 0's (all 1 when group 0's LR is 0).
+
+    Example::
+
+        >>> group_ratios([0.1, 0.01])
+        [1.0, 0.1]
+    """
+    if not group_lrs or group_lrs[0] == 0:
+        return [1.0] * max(1, len(group_lrs))
+    return [lr / group_lrs[0] for lr in group_lrs]
+
+
+# --- one step, one evaluation ----------------------------------------------------------------------------
+
+
+def _optimizer_step(
+    strategy: Any,
+    pl_module: pl.LightningModule,
+    optimizer: torch.optim.Optimizer,
+    stream: Iterator[tuple[int, Any]],
+    accumulate: int,
+    step: int,
+) -> torch.Tensor:
+    """One optimizer step over ``accumulate`` batches, through the strategy and its precision plugin."""
+    losses = []
+
+    def closure() -> torch.Tensor:
+        for micro in range(accumulate):
+            batch_idx, batch = next(stream)
+            batch = strategy.batch_to_device(batch)
+            no_sync = micro < accumulate - 1 and hasattr(strategy, "block_backward_sync")
+            with strategy.block_backward_sync() if no_sync else nullcontext():
+                output = strategy.training_step(batch, batch_idx)
+                loss = output["loss"] if isinstance(output, Mapping) else output
+                if not isinstance(loss, torch.Tensor):
+                    raise ValueError(
+                        f"training_step returned {output!r} at range-test step {step}: the test needs a loss"
+                    )
+                strategy.backward(loss / accumulate, optimizer)
+            losses.append(loss.detach())
+        return losses[-1]
+
+    optimizer.zero_grad()
+    strategy.optimizer_step(optimizer, closure, model=pl_module)
+    return torch.stack(losses).float().mean()
+
+
+def _evaluate(
+    trainer: pl.Trainer, pl_module: pl.LightningModule, batches: list[Any], monitor: str, capture: _LogCapture
+) -> float:
+    """``monitor`` as ``validation_step`` logs it over ``batches``, averaged over DDP ranks."""
+    metrics = [m for m in pl_module.modules() if isinstance(m, Metric)]
+    for metric in metrics:
+        metric.reset()
+    modes = {module: module.training for module in pl_module.modules()}
+    pl_module.eval()
+    capture.start()
+    try:
+        with torch.no_grad():
+            for index, batch in enumerate(batches):
+                capture.batch_size = extract_batch_size(batch)
+                trainer.strategy.validation_step(batch, index)
+    finally:
+        logged = capture.stop()
+        for module, mode in modes.items():
+            module.training = mode
+    if monitor not in logged:
+        raise ValueError(f"monitor={monitor!r} was not logged by validation_step; it logged {sorted(logged)}")
+    metric = next((v for v, _ in reversed(logged[monitor]) if isinstance(v, Metric)), None)
+    if metric is not None:
+        value = metric.compute()  # torchmetrics synchronises it across ranks
+    else:
+        device = pl_module.device
+        values = torch.stack(
+            [torch.as_tensor(v, dtype=torch.float, device=device) for v, _ in logged[monitor]]
+        )
+        weights = torch.tensor([float(n) for _, n in logged[monitor]], device=device)
+        value = trainer.strategy.reduce((values * weights).sum() / weights.sum(), reduce_op="mean")
+    for metric in metrics:
+        metric.reset()
+    return float(value)
+
+
+class _LogCapture:
+    """Stands in for ``LightningModule.log`` during the test: it records only while evaluating."""
+
+    def __init__(self) -> None:
+        self.logged: dict[str, list[tuple[Any, int]]] | None = None
+        self.batch_size = 1
+
+    def __call__(
+        self, name: str, value: Any, *args: Any, batch_size: int | None = None, **kwargs: Any
+    ) -> None:
+        if self.logged is not None:
+            self.logged.setdefault(name, []).append((value, batch_size or self.batch_size))
+
+    def start(self) -> None:
+        self.logged = {}
+
+    def stop(self) -> dict[str, list[tuple[Any, int]]]:
+        logged, self.logged = self.logged or {}, None
+        return logged
+
+
+# --- leaving no trace ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Callable[[Any], None]]:
+    """Copy in memory everything the test can change; put it back on exit, also after an exception.
+
+    Yields ``keep_generators(dataloader)``, which adds the generators a loader draws from.
+    """
+    with torch.no_grad():
+        tensors = {name: t.detach().clone() for name, t in _tensors(pl_module)}
+    grads = {n: None if p.grad is None else p.grad.detach().clone() for n, p in pl_module.named_parameters()}
+    optimizers = [copy.deepcopy(o.state_dict()) for o in trainer.optimizers]
+    schedulers = [copy.deepcopy(c.scheduler.state_dict()) for c in trainer.lr_scheduler_configs]
+    precision = copy.deepcopy(trainer.precision_plugin.state_dict())
+    metrics = {m: _metric_state(m) for m in pl_module.modules() if isinstance(m, Metric)}
+    modes = {module: module.training for module in pl_module.modules()}
+    rng = _rng_states()
+    generators: dict[torch.Generator, torch.Tensor] = {}
+
+    def keep_generators(dataloader: Any) -> None:
+        for owner in (
+            dataloader,
+            getattr(dataloader, "sampler", None),
+            getattr(dataloader, "batch_sampler", None),
+        ):
+            for candidate in (owner, getattr(owner, "sampler", None)):
+                generator = getattr(candidate, "generator", None)
+                if isinstance(generator, torch.Generator) and generator not in generators:
+                    generators[generator] = generator.get_state()
+
+    try:
+        yield keep_generators
+    finally:
+        with torch.no_grad():
+            for name, tensor in _tensors(pl_module):
+                tensor.copy_(tensors[name])
+        for name, param in pl_module.named_parameters():
+            param.grad = grads[name]
+        for optimizer, state in zip(trainer.optimizers, optimizers, strict=True):
+            optimizer.load_state_dict(state)
+        for config, state in zip(trainer.lr_scheduler_configs, schedulers, strict=True):
+            config.scheduler.load_state_dict(state)
+        trainer.precision_plugin.load_state_dict(precision)
+        for metric, state in metrics.items():
+            for name, value in state.items():
+                setattr(metric, name, value)
+        for module, mode in modes.items():
+            module.training = mode
+        _set_rng_states(rng)
+        for generator, state in generators.items():
+            generator.set_state(state)
+
+
+@contextmanager
+def _isolated(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[_LogCapture]:
+    """Gradients on, ``self.log`` captured, no other callback running (CyclicLR, progress bars, ...)."""
+    callbacks = trainer.callbacks
+    capture = _LogCapture()
+    trainer.callbacks = []
+    pl_module.log = capture  # type: ignore[method-assign]
+    try:
+        with torch.enable_grad():
+            yield capture
+    finally:
+        del pl_module.log
+        trainer.callbacks = callbacks
+
+
+def _tensors(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Parameters and all buffers, persistent or not (``state_dict`` leaves out the latter)."""
+    yield from module.named_parameters()
+    yield from module.named_buffers()
+
+
+def _metric_state(metric: Metric) -> dict[str, Any]:
+    names = [*metric._defaults, "_update_count", "_computed", "_forward_cache"]
+    return {name: copy.deepcopy(getattr(metric, name)) for name in names if hasattr(metric, name)}
+
+
+def _rng_states() -> dict[str, Any]:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# --- data ------------------------------------------------------------------------------------------------
+
+
+def _train_loader(
+    trainer: pl.Trainer, keep_generators: Callable[[Any], None]
+) -> tuple[CombinedLoader, int | None]:
+    """The train loader(s) as the fit loop builds them (with a distributed sampler), and the epoch length."""
+    loader = _request_dataloader(trainer.fit_loop._data_source)
+    trainer.strategy.barrier("range_test_train_dataloader")
+    combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")
+    stage = RunningStage.TRAINING
+    combined.flattened = [
+        _process_dataloader(trainer, TrainerFn.FITTING, stage, dl) for dl in combined.flattened
+    ]
+    for dl in combined.flattened:
+        keep_generators(dl)
+    try:
+        lengths = [len(dl) for dl in combined.flattened]
+    except TypeError:
+        return combined, None
+    combined.limits = [_parse_num_batches(stage, n, trainer.limit_train_batches) for n in lengths]
+    length = int(max(combined.limits))  # "max_size_cycle": the longest loader makes the epoch
+    if length == 0:
+        raise ValueError("the LR range test needs training batches, but the train dataloader is empty")
+    return combined, length
+
+
+def _batches(loader: CombinedLoader) -> Iterator[tuple[int, Any]]:
+    """``(batch_idx, batch)`` forever, epoch after epoch."""
+    epoch = 0
+    while True:
+        for dl in loader.flattened:
+            _set_sampler_epoch(dl, epoch)
+        empty = True
+        for batch, batch_idx, _ in iter(loader):
+            empty = False
+            yield batch_idx, batch
+        if empty:
+            raise ValueError("the LR range test needs training batches, but the train dataloader is empty")
+        epoch += 1
+
+
+def _val_batches(trainer: pl.Trainer, num_batches: int, keep_generators: Callable[[Any], None]) -> list[Any]:
+    """The first ``num_batches`` validation batches, on the device, reused by every evaluation."""
+    source = trainer.fit_loop.epoch_loop.val_loop._data_source
+    if not source.is_defined():
+        raise ValueError(
+            "monitoring a validation metric needs val_dataloaders or a datamodule's val_dataloader()"
+        )
+    loader = _request_dataloader(source)
+    if isinstance(loader, CombinedLoader):
+        loader = loader.flattened[0]
+    elif isinstance(loader, Sequence):
+        loader = loader[0]
+    loader = _process_dataloader(trainer, TrainerFn.FITTING, RunningStage.VALIDATING, loader)
+    keep_generators(loader)
+    batches = []
+    for batch in loader:
+        batches.append(trainer.strategy.batch_to_device(batch))
+        if len(batches) == num_batches:
+            break
+    if not batches:
+        raise ValueError("monitoring a validation metric needs validation batches, but the loader is empty")
+    return batches
+
+
+def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: int | None) -> int:
+    if trainer.fast_dev_run:
+        rank_zero_warn("fast_dev_run: the LR range test runs 2 steps only; its suggestion means nothing.")
+        return 2
+    if config.num_steps is not None:
+        return config.num_steps
+    if steps_per_epoch is None:
+        raise ValueError(
+            f"num_epochs={config.num_epochs!r} needs a train loader with a length: give num_steps instead"
+        )
+    return max(2, round(config.num_epochs * steps_per_epoch))
+
+
+def _total_steps(trainer: pl.Trainer, steps_per_epoch: int | None) -> int | None:
+    """Optimizer steps the training run is set to take (the step-size rule splits it into cycles)."""
+    limits = []
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        limits.append(trainer.max_steps)
+    if steps_per_epoch is not None and trainer.max_epochs is not None and trainer.max_epochs > 0:
+        limits.append(trainer.max_epochs * steps_per_epoch)
+    return min(limits) if limits else None
+
+
+@contextmanager
+def _progress_bar(total: int, show: bool, rich: bool) -> Iterator[Callable[[float, float], None]]:
+    """One bar, rich or tqdm like the trainer's, or none; yields ``update(lr, loss)``."""
+    if not show:
+        yield lambda lr, loss: None
+    elif rich:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        info = TextColumn("{task.fields[info]}")
+        with Progress(
+            TextColumn("LR range test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), info
+        ) as bar:
+            task = bar.add_task("", total=total, info="")
+            yield lambda lr, loss: bar.update(task, advance=1, info=f"lr={lr:.3g} loss={loss:.4g}")
+    else:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc="LR range test", dynamic_ncols=True) as bar:
+
+            def update(lr: float, loss: float) -> None:
+                bar.set_postfix(lr=f"{lr:.3g}", loss=f"{loss:.4g}", refresh=False)
+                bar.update()
+
+            yield update
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_positive(name: str, value: object) -> None:
+    if not (_is_number(value) and value > 0):  # type: ignore[operator]
+        raise ValueError(f"{name}={value!r} must be a positive number")
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")

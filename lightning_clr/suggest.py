@@ -1,0 +1,169 @@
+"""What an LR range test suggests: CLR bounds and a step size, as pure functions of the recorded curve.
+
+Smith (WACV 2017, Sec. 3.3) reads a linear range test by eye: ``base_lr`` where the loss starts to fall
+(or the accuracy to rise), ``max_lr`` where it stops improving or gets ragged. :func:`suggest_bounds`
+writes that down so that it is robust to noise and to the length of the test:
+
+1. keep the finite part of the curve (a range test stops at the first NaN/inf);
+2. smooth it with a centred (zero-lag) moving average over ``window`` of its points; a causal EMA lags by
+   about ``1 / (1 - beta)`` steps, which in a linear test moves every landmark to a higher LR;
+3. ``peak_lr`` is the LR where the smoothed curve is best (lowest loss, highest accuracy): the point where
+   it stops improving and turns;
+4. ``max_lr = max_fraction * peak_lr`` and ``base_lr = max_lr / base_divisor``.
+
+Why not the peak itself (Smith's literal rule) or the steepest descent (Lightning's ``lr_find``)? In a
+linear test the model keeps learning while the LR rises, so the curve turns only where the LR is already too
+large to make progress: bounds that reach it were too aggressive with SGD, while half of it, with
+``base_lr`` a third of that, trained as well as the best fixed LR of a grid (see ``docs/range_test.md``
+for the curves and numbers). The steepest point sits on the early, noisy part of the fall and gave an LR
+far too small on a small MLP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MODES", "Bounds", "finite_prefix", "smooth", "suggest_bounds", "suggest_step_size"]
+
+MODES = ("min", "max")
+"""``min`` for a loss, ``max`` for an accuracy-like metric."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """CLR bounds suggested by a range test.
+
+    Attributes:
+        base_lr: the low end of the cycle.
+        max_lr: the high end of the cycle.
+        step_size: optimizer steps in half a cycle, or None when the epoch length is unknown.
+        peak_lr: the LR where the smoothed curve was best, which the bounds derive from.
+    """
+
+    base_lr: float
+    max_lr: float
+    step_size: int | None = None
+    peak_lr: float | None = None
+
+
+def finite_prefix(lrs: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """``(lrs, values)`` up to, not including, the first value that is NaN or infinite."""
+    lrs = np.asarray(lrs, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if lrs.shape != values.shape or lrs.ndim != 1:
+        raise ValueError(f"lrs and values must be 1-D and of one length, got {lrs.shape} and {values.shape}")
+    bad = np.flatnonzero(~np.isfinite(values))
+    end = bad[0] if bad.size else len(values)
+    return lrs[:end], values[:end]
+
+
+def smooth(values: Sequence[float], window: int) -> np.ndarray:
+    """Centred moving average over ``window`` points (made odd), narrowing symmetrically at the ends.
+
+    Example::
+
+        >>> smooth([0.0, 3.0, 0.0, 3.0, 0.0], 3).tolist()
+        [0.0, 1.0, 2.0, 1.0, 0.0]
+    """
+    values = np.asarray(values, dtype=float)
+    half = max(0, int(window) // 2)
+    cumsum = np.concatenate([[0.0], np.cumsum(values)])
+    index = np.arange(len(values))
+    reach = np.minimum(np.minimum(index, len(values) - 1 - index), half)
+    return (cumsum[index + reach + 1] - cumsum[index - reach]) / (2 * reach + 1)
+
+
+def suggest_bounds(
+    lrs: Sequence[float],
+    values: Sequence[float],
+    mode: str = "min",
+    *,
+    max_fraction: float = 0.5,
+    base_divisor: float = 3.0,
+    window: float = 0.1,
+) -> Bounds:
+    """CLR bounds from a range-test curve: ``max_lr = max_fraction * peak_lr``, ``base_lr = max_lr / 3``.
+
+    ``peak_lr`` is where the curve, cut at its first non-finite value and smoothed by a centred moving
+    average over ``window`` of its points, is best (``min`` mode: lowest; ``max`` mode: highest).
+
+    Args:
+        lrs: the learning rate of every recorded point, increasing.
+        values: the loss (``mode="min"``) or metric (``mode="max"``) recorded at each of ``lrs``.
+        mode: ``"min"`` or ``"max"``.
+        max_fraction: ``max_lr`` as a fraction of ``peak_lr``, in (0, 1].
+        base_divisor: ``max_lr / base_lr``, > 1 (Smith: 3 to 4).
+        window: the smoothing window as a fraction of the finite points, in [0, 1).
+
+    Raises:
+        ValueError: on an invalid argument, or fewer than 2 finite values before the first NaN/inf.
+
+    Example::
+
+        >>> lrs = [i / 100 for i in range(101)]
+        >>> losses = [(lr - 0.6) ** 2 for lr in lrs]  # best at 0.6
+        >>> suggest_bounds(lrs, losses)
+        Bounds(base_lr=0.09999999999999999, max_lr=0.3, step_size=None, peak_lr=0.6)
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} must be one of {MODES}")
+    if not 0 < max_fraction <= 1:
+        raise ValueError(f"max_fraction={max_fraction!r} must be in (0, 1]")
+    if not base_divisor > 1:
+        raise ValueError(f"base_divisor={base_divisor!r} must be greater than 1")
+    if not 0 <= window < 1:
+        raise ValueError(f"window={window!r} must be in [0, 1)")
+    lrs, values = finite_prefix(lrs, values)
+    if len(values) < 2:
+        raise ValueError(
+            f"values has {len(values)} finite point(s) before the first NaN/inf; at least 2 are needed: "
+            "start the range test at a lower min_lr or run more steps"
+        )
+    smoothed = smooth(values if mode == "min" else -values, round(window * len(values)))
+    peak_lr = float(lrs[int(np.argmin(smoothed))])
+    max_lr = max_fraction * peak_lr
+    return Bounds(base_lr=max_lr / base_divisor, max_lr=max_lr, peak_lr=peak_lr)
+
+
+def suggest_step_size(
+    steps_per_epoch: int,
+    total_steps: int | None = None,
+    *,
+    cycles: float = 4.0,
+    min_epochs: float = 2.0,
+    max_epochs: float = 10.0,
+    default_epochs: float = 4.0,
+) -> int:
+    """Optimizer steps in half a cycle: the run split into ``cycles`` cycles, clipped to 2-10 epochs.
+
+    Smith: a step size of 2-10 epochs; at least 3, better 4 or more cycles; stop at the end of a cycle. So
+    ``step_size = total_steps / (2 * cycles)``, clipped to ``[min_epochs, max_epochs]`` epochs of
+    ``steps_per_epoch``; without a known run length, ``default_epochs`` (Smith's CIFAR-10 runs: 2000
+    iterations, 4 epochs of 500).
+
+    Example::
+
+        >>> suggest_step_size(100, total_steps=4000)  # 40 epochs: 4 cycles of 2 x 5 epochs
+        500
+        >>> suggest_step_size(100, total_steps=800)  # 1 epoch per half cycle is below Smith's 2
+        200
+        >>> suggest_step_size(100)
+        400
+    """
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an integer >= 1")
+    if total_steps is not None and not total_steps > 0:
+        raise ValueError(f"total_steps={total_steps!r} must be positive or None")
+    if not 0 < min_epochs <= max_epochs:
+        raise ValueError(f"min_epochs={min_epochs!r} must be positive and <= max_epochs={max_epochs!r}")
+    if not cycles > 0:
+        raise ValueError(f"cycles={cycles!r} must be positive")
+    if total_steps is None or math.isinf(total_steps):
+        epochs = default_epochs
+    else:
+        epochs = min(max(total_steps / (2 * cycles) / steps_per_epoch, min_epochs), max_epochs)
+    return max(1, round(epochs * steps_per_epoch))

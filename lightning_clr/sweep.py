@@ -1,0 +1,150 @@
+"""A Hydra callback that keeps a multirun going past failed jobs and ends it with a summary table.
+
+Hydra's sweepers stop at the first failed job: the basic sweeper re-raises it after its batch, so later
+batches never run and no ``on_multirun_end`` callback sees the jobs that did. :class:`SweepSummary`
+records every job in its own folder (``sweep_job.json``: overrides, status, best validation accuracy and
+the epoch it was reached, wall time, error), logs a failed job's traceback to that job's log and hands the
+sweeper NaN instead of the exception, so the remaining jobs run (an Optuna sweeper records the trial as
+failed). At the end of the multirun it writes ``summary.csv`` into the sweep folder, prints the table, and
+exits with status 1 naming the failed jobs, if any.
+
+Switched on in ``conf/hydra/default.yaml``; outside multirun it does nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "sweep_job.json"
+SUMMARY_FILE = "summary.csv"
+COLUMNS = ("job", "overrides", "status", "best_val_acc", "best_epoch", "wall_s", "error")
+
+
+class SweepSummary(Callback):
+    """Record each job of a multirun, survive failures, and summarise the sweep at its end.
+
+    Args:
+        metric: the validation metric whose best value (and its epoch) the table reports.
+
+    Example (``conf/hydra/default.yaml``)::
+
+        callbacks:
+          sweep_summary:
+            _target_: lightning_clr.sweep.SweepSummary
+            metric: val_acc
+    """
+
+    def __init__(self, metric: str = "val_acc") -> None:
+        self.metric = metric
+        self._started = 0.0
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN or rank_zero_only.rank != 0:
+            return
+        output_dir = Path(config.hydra.runtime.output_dir)
+        record: dict[str, Any] = {
+            "job": int(config.hydra.job.num),
+            "overrides": config.hydra.job.override_dirname,
+            "status": "completed",
+            **best_of(output_dir, self.metric),
+            "wall_s": round(time.perf_counter() - self._started, 1),
+            "error": "",
+        }
+        try:
+            _ = job_return.return_value  # re-raises the job's exception
+        except Exception as error:
+            log.error("job %s failed", record["job"], exc_info=(type(error), error, error.__traceback__))
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            record.update(status="failed", error=f"{type(error).__name__}: {first_line}")
+            job_return.status = JobStatus.COMPLETED
+            job_return.return_value = math.nan
+        (output_dir / JOB_FILE).write_text(json.dumps(record, indent=2))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = read_records(sweep_dir)
+        write_csv(records, sweep_dir / SUMMARY_FILE)
+        Console().print(table(records, f"{sweep_dir / SUMMARY_FILE}"))
+        failed = [record for record in records if record["status"] != "completed"]
+        if failed:
+            names = ", ".join(f"{r['job']} ({r['overrides']}): {r['error']}" for r in failed)
+            raise SystemExit(f"error: {len(failed)} of {len(records)} jobs failed: {names}")
+
+
+def in_multirun() -> bool:
+    """Whether this process runs one job of a Hydra multirun (``-m``).
+
+    Example::
+
+        >>> in_multirun()
+        False
+    """
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def best_of(run_dir: Path, metric: str) -> dict[str, Any]:
+    """The best (highest) value of ``metric`` in a run's TensorBoard logs and the 0-based epoch it came at.
+
+    Example::
+
+        >>> best_of(Path("no/such/run"), "val_acc")
+        {'best_val_acc': None, 'best_epoch': None}
+    """
+    best: dict[str, Any] = {f"best_{metric}": None, "best_epoch": None}
+    for event_dir in sorted({path.parent for path in run_dir.glob("**/events.out.tfevents.*")}):
+        accumulator = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()["scalars"]
+        if metric not in tags:
+            continue
+        epochs = {e.step: int(e.value) for e in accumulator.Scalars("epoch")} if "epoch" in tags else {}
+        top = max(accumulator.Scalars(metric), key=lambda event: event.value)
+        best = {f"best_{metric}": round(float(top.value), 6), "best_epoch": epochs.get(top.step)}
+    return best
+
+
+def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job record under ``sweep_dir``, in job order."""
+    records = [json.loads(path.read_text()) for path in sweep_dir.glob(f"*/{JOB_FILE}")]
+    return sorted(records, key=lambda record: record["job"])
+
+
+def write_csv(records: list[dict[str, Any]], path: Path) -> None:
+    """Write the records as a CSV table, one row per job, the metric column named as recorded."""
+    columns = list(records[0]) if records else list(COLUMNS)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def table(records: list[dict[str, Any]], title: str) -> Table:
+    """The records as a rich table for the terminal."""
+    columns = list(records[0]) if records else list(COLUMNS)
+    result = Table(title=title)
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    for record in records:
+        result.add_row(*("" if record[c] is None else str(record[c]) for c in columns))
+    return result

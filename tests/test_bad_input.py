@@ -1,0 +1,132 @@
+"""Bad configurations and arguments: each exits non-zero with one line naming key, value and rule.
+
+The table runs in-process through the real entry point (``cli.hydra_app(training.main)`` with a patched
+``sys.argv``), so it costs no interpreter start-up per row; a few rows also run as real subprocesses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_clr.cli import hydra_app
+from lightning_clr.training import main
+from tests.conftest import FAST, run_script
+
+ADAGRAD = ["optimizer._target_=torch.optim.Adagrad", "~optimizer.momentum", "~optimizer.nesterov"]
+STREAM = ["dataset._target_=tests.fault_helpers.StreamDataModule", "trainer.limit_train_batches=1.0"]
+NO_MIRROR = ["dataset=mnist", "+dataset.mirrors=[file:///nonexistent/mirror/]"]
+
+#: (overrides, the start of the one-line message after "error: "); ``{tmp}`` is the test's tmp_path.
+BAD = {
+    "negative base_lr": (["policy.base_lr=-0.1"], "policy.base_lr=-0.1 "),
+    "negative max_lr": (["policy.max_lr=-1"], "policy.max_lr=-1"),
+    "inverted bounds": (["policy.base_lr=0.5", "policy.max_lr=0.01"], "policy.base_lr=0.5 must be less than"),
+    "zero step_size": (["policy.step_size=0"], "policy.step_size=0 "),
+    "negative step_size": (["policy.step_size=-5"], "policy.step_size=-5 "),
+    "zero step_size_epochs": (["policy.step_size_epochs=0"], "policy.step_size_epochs=0 "),
+    "negative step_size_epochs": (["policy.step_size_epochs=-2"], "policy.step_size_epochs=-2 "),
+    "gamma above 1": (["policy=exp_range", "policy.gamma=1.5"], "policy.gamma=1.5 "),
+    "gamma zero": (["policy=exp_range", "policy.gamma=0"], "policy.gamma=0 "),
+    "gamma negative": (["policy=exp_range", "policy.gamma=-0.5"], "policy.gamma=-0.5 "),
+    "unknown policy": (["policy=cosine"], "policy=cosine is not a config of group 'policy'; choose one of:"),
+    "unknown dataset": (["dataset=imagenet"], "dataset=imagenet is not a config of group 'dataset'; choose"),
+    "unknown model": (["model=resnet9000"], "model=resnet9000 is not a config of group 'model'; choose"),
+    "unknown strategy": (
+        ["strategy=tpu_pod"],
+        "strategy=tpu_pod is not a config of group 'strategy'; choose",
+    ),
+    "mistyped policy key": (
+        ["policy.step_sise=4"],
+        "policy.step_sise: policy has no key 'step_sise'; known keys:",
+    ),
+    "mistyped trainer key": (["trainer.max_epoch=3"], "trainer.max_epoch: trainer has no key 'max_epoch'"),
+    "non-numeric bound": (["policy.base_lr=abc"], "policy.base_lr='abc' "),
+    "non-numeric step_size": (["policy.step_size=ten"], "policy.step_size='ten' "),
+    "non-numeric batch_size": (["dataset.batch_size=many"], "dataset.batch_size='many' "),
+    "non-numeric seed": (["seed=abc"], "seed='abc' must be an integer"),
+    "inverted momentum": (
+        ["policy.base_momentum=0.99", "policy.max_momentum=0.9"],
+        "policy.base_momentum=0.99 ",
+    ),
+    "non-boolean cycle_momentum": (
+        ["policy.cycle_momentum=maybe"],
+        "policy.cycle_momentum='maybe' must be true",
+    ),
+    "cycle_momentum without momentum": (
+        ["policy.cycle_momentum=true", *ADAGRAD],
+        "policy.cycle_momentum=True, but Adagrad has no momentum to cycle",
+    ),
+    "step_size_epochs, loader of unknown length": (
+        STREAM,
+        "policy.step_size_epochs=4.0 needs the number of batches",
+    ),
+    "data set missing, no download": (["dataset=mnist", "dataset.download=false"], "dataset: MNIST"),
+    "data set missing, download impossible": (NO_MIRROR, "dataset: MNIST"),
+    "unknown guard action": (
+        ["callbacks.non_finite_guard.action=ignore"],
+        "callbacks.non_finite_guard.action=",
+    ),
+    "missing checkpoint": (["ckpt_path=/nonexistent.ckpt"], "ckpt_path='/nonexistent.ckpt' is not a file"),
+    "corrupt checkpoint": (
+        ["ckpt_path={tmp}/corrupt.ckpt"],
+        "ckpt_path='{tmp}/corrupt.ckpt' is not a readable",
+    ),
+    "not a Lightning checkpoint": (
+        ["ckpt_path={tmp}/plain.ckpt"],
+        "ckpt_path='{tmp}/plain.ckpt' is not a Lightning",
+    ),
+}
+
+
+def _argv(tmp_path: Path, data_dir: Path, overrides: list[str]) -> list[str]:
+    (tmp_path / "corrupt.ckpt").write_bytes(b"PK\x03\x04 half a checkpoint")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.ckpt")
+    run = [f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'run'}"]
+    return [*FAST, *run, *(o.format(tmp=tmp_path) for o in overrides)]
+
+
+def _assert_nothing_trained(run_dir: Path) -> None:
+    assert not (run_dir / "checkpoints").exists()
+    if (run_dir / "tensorboard").exists():
+        accumulator = EventAccumulator(str(run_dir / "tensorboard"))
+        accumulator.Reload()
+        assert "lr" not in accumulator.Tags()["scalars"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), list(BAD.values()), ids=list(BAD))
+def test_bad_input_exits_with_one_line(
+    overrides: list[str],
+    message: str,
+    tmp_path: Path,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train.py", *_argv(tmp_path, data_dir, overrides)])
+    with pytest.raises(SystemExit) as exited:
+        hydra_app(main)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: " + message.format(tmp=tmp_path)), last
+    _assert_nothing_trained(tmp_path / "run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case", ["cycle_momentum without momentum", "data set missing, download impossible", "corrupt checkpoint"]
+)
+def test_bad_input_in_a_subprocess(case: str, tmp_path: Path, data_dir: Path) -> None:
+    overrides, message = BAD[case]
+    result = run_script("train.py", *_argv(tmp_path, data_dir, overrides), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: " + message.format(tmp=tmp_path))
+    _assert_nothing_trained(tmp_path / "run")

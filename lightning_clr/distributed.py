@@ -8,7 +8,7 @@ Lightning starts the other ranks of a DDP run by running the script again
 sweep itself, and ``hydra.run.dir`` is not the job's folder, so the children write stray folders. With a
 sampling sweeper (Optuna) the ranks would even train different hyper-parameters.
 
-:func:`hydra_child_command` builds the command from the job's own overrides instead (the values this job
+:func:`hydra_child_command` builds the command from the job's own config instead (the values this job
 got, never the sweep), in run mode, into the job's output folder. :func:`distributed_job` installs it for
 the length of one job and afterwards destroys the process group and restores the launch environment
 (``MASTER_PORT``, ``LOCAL_RANK``, ...) that Lightning set: otherwise the next job of the sweep finds the
@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch.distributed
 from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
@@ -52,15 +53,17 @@ _SWEEP_KEYS = (
 def hydra_child_command(local_rank: int) -> tuple[list[str], str]:
     """The command and working directory that start rank ``local_rank`` of the current Hydra job.
 
-    The job's task overrides (its own values under a sweep) and the user's Hydra overrides, minus those of
-    the sweep; then run mode (``hydra.mode=RUN`` also beats a config that sets ``MULTIRUN``), the job's
-    output folder, and no second ``.hydra/`` copy of the config.
+    The child composes the very config rank 0 saved in ``<job dir>/.hydra/config.yaml`` (so a config file
+    edited while a long sweep runs cannot make the ranks disagree), or, when Hydra saves none
+    (``hydra.output_subdir=null``), the job's own task overrides (its values under a sweep). Then the
+    user's Hydra overrides minus those of the sweep, run mode (``hydra.mode=RUN`` also beats a config that
+    sets ``MULTIRUN``), the job's output folder, and no second ``.hydra/`` copy of the config.
 
     Example::
 
         >>> hydra_child_command(1)  # doctest: +SKIP
-        (['/usr/bin/python', '/repo/scripts/train.py', 'policy.step_size=2', 'strategy=ddp_cpu',
-          'hydra.mode=RUN', 'hydra.run.dir="/repo/multirun/0_policy.step_size=2,strategy=ddp_cpu"',
+        (['/usr/bin/python', '/repo/scripts/train.py', '--config-path=/repo/multirun/0_step_size=2/.hydra',
+          '--config-name=config', 'hydra.mode=RUN', 'hydra.run.dir="/repo/multirun/0_step_size=2"',
           'hydra.job.name=train_ddp_process_1', 'hydra.output_subdir=null'], '/repo')
     """
     from hydra.core.hydra_config import HydraConfig
@@ -74,7 +77,11 @@ def hydra_child_command(local_rank: int) -> tuple[list[str], str]:
     else:
         command = [sys.executable, "-m", __main__.__spec__.name]
     command += [str(override) for override in hydra.overrides.hydra if not _drives_sweep(str(override))]
-    command += [str(override) for override in hydra.overrides.task]
+    saved = Path(hydra.runtime.output_dir, hydra.output_subdir or "", "config.yaml")
+    if hydra.output_subdir is not None and saved.is_file():
+        command += [f"--config-path={saved.parent}", "--config-name=config"]
+    else:
+        command += [str(override) for override in hydra.overrides.task]
     command += [
         "hydra.mode=RUN",
         f'hydra.run.dir="{hydra.runtime.output_dir}"',

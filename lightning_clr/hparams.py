@@ -9,10 +9,12 @@ HParams tab each run of a sweep is then one row.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from lightning_clr.callback import CyclicLR
@@ -45,6 +47,7 @@ def hparams(cfg: DictConfig, cyclic_lr: CyclicLR | None) -> dict[str, Any]:
     return values
 
 
+@rank_zero_only
 def log_hparams(trainer: pl.Trainer, params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
     """Log ``params`` with the final ``metrics`` (as ``hp/<name>``) to every logger, on rank zero.
 
@@ -56,6 +59,8 @@ def log_hparams(trainer: pl.Trainer, params: Mapping[str, Any], metrics: Mapping
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(dict(params), metrics=final, step=trainer.global_step)
+            # fit's finalize wrote an empty hparams.yaml; the finalize below writes it again with these
+            Path(logger.log_dir, logger.NAME_HPARAMS_FILE).unlink(missing_ok=True)
         else:
             logger.log_hyperparams(dict(params))
             logger.log_metrics(final, step=trainer.global_step)

@@ -14,6 +14,7 @@ Switched on in ``conf/hydra/default.yaml``; outside multirun it does nothing.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 JOB_FILE = "sweep_job.json"
 SUMMARY_FILE = "summary.csv"
+#: Longest job folder name (bytes) before :func:`short_dirname` shortens it; file systems allow 255.
+MAX_DIRNAME = 200
 COLUMNS = ("job", "overrides", "status", "best_val_acc", "best_epoch", "wall_s", "error")
 
 
@@ -92,6 +95,29 @@ class SweepSummary(Callback):
             raise SystemExit(f"error: {len(failed)} of {len(records)} jobs failed: {names}")
 
 
+def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
+    """``name`` if it is at most ``limit`` bytes, else its start and a hash of the whole.
+
+    Registered as the ``short_dirname`` resolver for ``hydra.sweep.subdir``: an Optuna trial's full-precision
+    floats and a few more overrides would otherwise make the job folder's name too long to create.
+
+    Example::
+
+        >>> short_dirname("policy.step_size=2")
+        'policy.step_size=2'
+        >>> len(short_dirname("policy.base_lr=0.011401031390814081," * 10))
+        200
+    """
+    encoded = name.encode()
+    if len(encoded) <= limit:
+        return name
+    digest = hashlib.sha1(encoded).hexdigest()[:8]
+    return f"{encoded[: limit - 9].decode(errors='ignore')}~{digest}"
+
+
+OmegaConf.register_new_resolver("short_dirname", short_dirname, replace=True)
+
+
 def in_multirun() -> bool:
     """Whether this process runs one job of a Hydra multirun (``-m``).
 
@@ -112,6 +138,7 @@ def best_of(run_dir: Path, metric: str) -> dict[str, Any]:
         {'best_val_acc': None, 'best_epoch': None}
     """
     best: dict[str, Any] = {f"best_{metric}": None, "best_epoch": None}
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not one line per event file read
     for event_dir in sorted({path.parent for path in run_dir.glob("**/events.out.tfevents.*")}):
         accumulator = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
         accumulator.Reload()

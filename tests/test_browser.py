@@ -61,6 +61,7 @@ def test_tensorboard_lists_the_series_and_renders_the_clr_dashboard(short_run: P
         page.locator("tf-tag-filterer input").fill("^(lr|momentum|cycle|train_loss|val_loss|val_acc)$")
         for tag in ("lr", "momentum", "cycle", "train_loss", "val_loss", "val_acc"):
             expect(page.get_by_text(f"tag: {tag}", exact=True).first).to_be_visible(timeout=TIMEOUT_MS)
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=shots / "scalars.png", full_page=True)
 
         page.goto(url + "#custom_scalars")
@@ -68,6 +69,7 @@ def test_tensorboard_lists_the_series_and_renders_the_clr_dashboard(short_run: P
         expect(cards.locator(".matches-text")).to_have_text(
             ["Matches (1)"] * 5 + ["Matches (2)"], timeout=TIMEOUT_MS
         )
+        page.wait_for_load_state("networkidle")
         page.screenshot(path=shots / "custom_scalars.png", full_page=True)
         for section in (STEP_SECTION, EPOCH_SECTION):
             expect(page.get_by_text(section, exact=True)).to_be_visible()

@@ -68,9 +68,10 @@ def test_a_run_writes_the_layout_and_every_chart_finds_its_series(
 
 
 def test_charts_follow_the_callbacks(tmp_path: Path) -> None:
-    callbacks = [CyclicLR(Fixed(lr=0.1)), LRRangeTest(monitor="val_acc"), CLRDashboard()]
+    dashboard = CLRDashboard()
+    callbacks = [CyclicLR(Fixed(lr=0.1)), LRRangeTest(monitor="val_acc"), dashboard]
     trainer = L.Trainer(callbacks=callbacks, logger=TensorBoardLogger(tmp_path, name="tb", version=""))
-    callbacks[-1].on_fit_start(trainer, L.LightningModule())
+    dashboard.on_fit_start(trainer, L.LightningModule())
     sections, _ = written_layout(tmp_path / "tb")
     assert list(sections[STEP_SECTION]) == [
         "learning rate",
@@ -84,7 +85,8 @@ def test_charts_follow_the_callbacks(tmp_path: Path) -> None:
 
 
 def test_without_tensorboard_nothing_is_written(tmp_path: Path) -> None:
-    callbacks = [CyclicLR(Triangular(0.001, 0.006, step_size=2)), CLRDashboard()]
+    dashboard = CLRDashboard()
+    callbacks = [CyclicLR(Triangular(0.001, 0.006, step_size=2)), dashboard]
     trainer = L.Trainer(callbacks=callbacks, logger=CSVLogger(tmp_path), default_root_dir=tmp_path)
-    callbacks[-1].on_fit_start(trainer, L.LightningModule())
+    dashboard.on_fit_start(trainer, L.LightningModule())
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,61 @@
+"""scripts/plot_policy.py: the schedule a config will train with, counted like the trainer counts it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+from lightning_clr.config import ConfigError
+from lightning_clr.policies import OneCycle, Triangular
+from lightning_clr.preview import planned_steps, preview
+from tests.conftest import FAST, run_script
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ([], (6, 12)),  # FAST: 2 epochs of 6 batches
+        (["trainer.accumulate_grad_batches=4"], (2, 4)),  # 6 batches, the last step takes 2
+        (["+trainer.max_steps=5"], (6, 5)),
+        (["trainer.limit_train_batches=0.5"], (20, 40)),  # half of MNIST-1D's 40 batches
+    ],
+)
+def test_planned_steps_count_like_the_trainer(
+    compose_cfg: Callable[..., DictConfig], overrides: list[str], expected: tuple[int, int]
+) -> None:
+    assert planned_steps(compose_cfg(*overrides)) == expected
+
+
+def test_preview_draws_the_resolved_schedule(compose_cfg: Callable[..., DictConfig]) -> None:
+    fig = preview(compose_cfg("policy.step_size_epochs=0.5", "policy.cycle_momentum=true"))
+    lr_axis, momentum_axis = fig.axes[:2]
+    policy = Triangular(0.02, 0.1, 3)  # half an epoch of 6 steps
+    assert list(lr_axis.lines[0].get_ydata()) == pytest.approx([policy(k) for k in range(12)])
+    momentum = [0.95 - 0.1 * policy.momentum_scale(k) for k in range(12)]
+    assert list(momentum_axis.lines[0].get_ydata()) == pytest.approx(momentum)
+
+
+def test_preview_one_cycle_spans_the_run(compose_cfg: Callable[..., DictConfig]) -> None:
+    fig = preview(compose_cfg("policy=one_cycle"))
+    line = list(fig.axes[0].lines[0].get_ydata())
+    assert len(line) == 12 and line.index(max(line)) == pytest.approx(0.3 * 11, abs=1)
+    assert OneCycle.name in fig.get_suptitle()
+
+
+def test_auto_bounds_cannot_be_previewed(compose_cfg: Callable[..., DictConfig]) -> None:
+    with pytest.raises(ConfigError, match=r"^policy\.base_lr=auto: found by the LR range test"):
+        preview(compose_cfg("policy.base_lr=auto"))
+
+
+@pytest.mark.slow
+def test_script_writes_the_png_into_the_run_dir(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [*FAST, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}", "policy=exp_range"]
+    result = run_script("plot_policy.py", *args, "policy.step_size=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == f"wrote {run_dir / 'policy.png'}"
+    assert (run_dir / "policy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (run_dir / "checkpoints").exists()  # nothing was trained

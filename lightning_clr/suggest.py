@@ -2,21 +2,34 @@
 
 Smith (WACV 2017, Sec. 3.3) reads a linear range test by eye: ``base_lr`` where the loss starts to fall
 (or the accuracy to rise), ``max_lr`` where it stops improving or gets ragged. :func:`suggest_bounds`
-writes that down so that it is robust to noise and to the length of the test:
+writes a robust version of that down:
 
-1. keep the finite part of the curve (a range test stops at the first NaN/inf);
-2. smooth it with a centred (zero-lag) moving average over ``window`` of its points; a causal EMA lags by
-   about ``1 / (1 - beta)`` steps, which in a linear test moves every landmark to a higher LR;
-3. ``peak_lr`` is the LR where the smoothed curve is best (lowest loss, highest accuracy): the point where
-   it stops improving and turns;
-4. ``max_lr = max_fraction * peak_lr`` and ``base_lr = max_lr / base_divisor``.
+1. keep the curve up to its first NaN/inf (a diverging test stops there);
+2. smooth it with a centred moving average over ``window`` (10%) of its points: no lag, where an EMA of
+   ``beta`` moves every landmark about ``1 / (1 - beta)`` steps to the right, to a higher LR;
+3. ``peak_lr`` is where the smoothed curve is best (lowest loss, highest accuracy): where it stops
+   improving and turns;
+4. ``max_lr = 0.4 * peak_lr`` and ``base_lr = max_lr / 3``.
 
-Why not the peak itself (Smith's literal rule) or the steepest descent (Lightning's ``lr_find``)? In a
-linear test the model keeps learning while the LR rises, so the curve turns only where the LR is already too
-large to make progress: bounds that reach it were too aggressive with SGD, while half of it, with
-``base_lr`` a third of that, trained as well as the best fixed LR of a grid (see ``docs/range_test.md``
-for the curves and numbers). The steepest point sits on the early, noisy part of the fall and gave an LR
-far too small on a small MLP.
+Why a fraction of the peak: in a linear test the model keeps learning while the LR rises, so the curve
+turns only where the LR is already too large to make progress. Measured on 9 linear tests per task (SGD
+with momentum 0.9; ``max_lr`` 1 or 2, 4 or 8 epochs, 3 seeds), each rule's bounds trained with the
+triangular policy for 20 epochs (4 cycles) and compared with a fixed-LR grid:
+
+================================  =========================  ========================
+final val accuracy (mean, worst)  MNIST-1D CNN, batch 100    digits MLP, batch 50
+================================  =========================  ========================
+best fixed LR of the grid         0.927 (lr 0.1)             0.976 (lr 0.2)
+max = peak, base = max/4 (Smith)  0.52, 0.10                 0.961, 0.939
+max = 95% of the fall, base/3     0.56, 0.09                 0.971, 0.949
+max = 0.5 peak, base = max/3      0.92, 0.86                 0.973, 0.969
+max = 0.4 peak, base = max/3      0.93, 0.92                 0.972, 0.968
+Lightning ``lr_find``, fixed LR   0.12, 0.09                 0.71, 0.20
+================================  =========================  ========================
+
+(values for the loss curve; the ``val_acc`` curve gives the same ranking). So ``max_lr`` is 1.5x and
+``base_lr`` half the best fixed LR on MNIST-1D. The steepest descent (``lr_find``) is read off the early,
+noisy part of the fall and jumped between 1e-4 and 0.6 between seeds.
 """
 
 from __future__ import annotations
@@ -27,7 +40,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MODES", "Bounds", "finite_prefix", "smooth", "suggest_bounds", "suggest_step_size"]
+__all__ = [
+    "MODES",
+    "Bounds",
+    "finite_prefix",
+    "smooth",
+    "smoothed_curve",
+    "suggest_bounds",
+    "suggest_step_size",
+]
 
 MODES = ("min", "max")
 """``min`` for a loss, ``max`` for an accuracy-like metric."""
@@ -82,14 +103,13 @@ def suggest_bounds(
     values: Sequence[float],
     mode: str = "min",
     *,
-    max_fraction: float = 0.5,
+    max_fraction: float = 0.4,
     base_divisor: float = 3.0,
     window: float = 0.1,
 ) -> Bounds:
     """CLR bounds from a range-test curve: ``max_lr = max_fraction * peak_lr``, ``base_lr = max_lr / 3``.
 
-    ``peak_lr`` is where the curve, cut at its first non-finite value and smoothed by a centred moving
-    average over ``window`` of its points, is best (``min`` mode: lowest; ``max`` mode: highest).
+    ``peak_lr`` is where :func:`smoothed_curve` is best (``min`` mode: lowest; ``max`` mode: highest).
 
     Args:
         lrs: the learning rate of every recorded point, increasing.
@@ -107,7 +127,7 @@ def suggest_bounds(
         >>> lrs = [i / 100 for i in range(101)]
         >>> losses = [(lr - 0.6) ** 2 for lr in lrs]  # best at 0.6
         >>> suggest_bounds(lrs, losses)
-        Bounds(base_lr=0.09999999999999999, max_lr=0.3, step_size=None, peak_lr=0.6)
+        Bounds(base_lr=0.08, max_lr=0.24, step_size=None, peak_lr=0.6)
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} must be one of {MODES}")
@@ -117,16 +137,27 @@ def suggest_bounds(
         raise ValueError(f"base_divisor={base_divisor!r} must be greater than 1")
     if not 0 <= window < 1:
         raise ValueError(f"window={window!r} must be in [0, 1)")
+    lrs, smoothed = smoothed_curve(lrs, values, window)
+    peak_lr = float(lrs[int(np.argmin(smoothed) if mode == "min" else np.argmax(smoothed))])
+    max_lr = max_fraction * peak_lr
+    return Bounds(base_lr=max_lr / base_divisor, max_lr=max_lr, peak_lr=peak_lr)
+
+
+def smoothed_curve(
+    lrs: Sequence[float], values: Sequence[float], window: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The curve the rule reads: up to the first NaN/inf, centred moving average over ``window`` of it.
+
+    Raises:
+        ValueError: fewer than 2 finite values before the first NaN/inf.
+    """
     lrs, values = finite_prefix(lrs, values)
     if len(values) < 2:
         raise ValueError(
             f"values has {len(values)} finite point(s) before the first NaN/inf; at least 2 are needed: "
             "start the range test at a lower min_lr or run more steps"
         )
-    smoothed = smooth(values if mode == "min" else -values, round(window * len(values)))
-    peak_lr = float(lrs[int(np.argmin(smoothed))])
-    max_lr = max_fraction * peak_lr
-    return Bounds(base_lr=max_lr / base_divisor, max_lr=max_lr, peak_lr=peak_lr)
+    return lrs, smooth(values, round(window * len(values)))
 
 
 def suggest_step_size(

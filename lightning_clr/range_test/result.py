@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lightning_clr.suggest import Bounds, suggest_bounds, suggest_step_size
+from lightning_clr.suggest import Bounds, finite_prefix, smoothed_curve, suggest_bounds, suggest_step_size
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -78,6 +77,9 @@ class RangeTestResult:
     def plot(self, bounds: Bounds | None = None, ax: Any = None) -> Figure:
         """The curve against the LR, with the bounds (``suggest()`` unless given) as a shaded band.
 
+        The smoothed lines are what the suggestion rule reads (:func:`~lightning_clr.suggest.smoothed_curve`);
+        the EMA the divergence check watches is in ``smoothed`` and the CSV.
+
         Returns a :class:`matplotlib.figure.Figure` that is not registered with ``pyplot``: save it with
         ``fig.savefig(path)``, or display it in a notebook by leaving it as a cell's value.
         """
@@ -88,22 +90,23 @@ class RangeTestResult:
             ax = fig.subplots()
         else:
             fig = ax.figure
-        ax.plot(self.lrs, self.losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="loss")
-        ax.plot(self.lrs, self.smoothed, color="tab:blue", label="loss (EMA)")
+        ax.plot(self.lrs, self.losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="training loss")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
-        finite = [v for v in self.smoothed if math.isfinite(v)]
-        if finite:  # a diverging tail would flatten the interesting part
-            low, high = min(finite), min(max(finite), 4 * min(finite) if min(finite) > 0 else max(finite))
-            ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low) + 1e-12)
         if self.mode == "exponential":
             ax.set_xscale("log")
+        if len(finite_prefix(self.lrs, self.losses)[0]) >= 2:
+            lrs, smoothed = smoothed_curve(self.lrs, self.losses)
+            ax.plot(lrs, smoothed, color="tab:blue", label="training loss, smoothed")
+            low, high = float(smoothed.min()), float(smoothed.max())
+            ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low) + 1e-12)  # not the diverging tail
         handles = []
-        if self.monitor != "loss" and self.metric_steps:
+        if self.monitor != "loss" and len(self.metric_steps) >= 2:
             metric_ax = ax.twinx()
-            lrs = [self.lrs[i] for i in self.metric_steps]
+            lrs, values = self.curve()[:2]
+            handles += metric_ax.plot(lrs, values, "o", color="tab:orange", markersize=3, label=self.monitor)
             handles += metric_ax.plot(
-                lrs, self.metric_values, "o-", color="tab:orange", markersize=3, label=self.monitor
+                *smoothed_curve(lrs, values), color="tab:orange", label=f"{self.monitor}, smoothed"
             )
             metric_ax.set_ylabel(self.monitor)
         if bounds is None:

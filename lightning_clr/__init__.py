@@ -8,13 +8,19 @@
 from lightning_clr import policies
 from lightning_clr.callback import CyclicLR
 from lightning_clr.policies import ExpRange, Fixed, OneCycle, Policy, Triangular, Triangular2
+from lightning_clr.range_test import CLRTuner, LRRangeTest, RangeTestResult
+from lightning_clr.suggest import Bounds
 
 __all__ = [
+    "Bounds",
+    "CLRTuner",
     "CyclicLR",
     "ExpRange",
     "Fixed",
+    "LRRangeTest",
     "OneCycle",
     "Policy",
+    "RangeTestResult",
     "Triangular",
     "Triangular2",
     "policies",

@@ -4,7 +4,8 @@
     python scripts/bench_overhead.py --reps 9 --steps 600
 
 Variants are interleaved (A B C A B C ...) so a busy machine slows them alike; the table prints medians
-and ratios to the baseline. Loggers, progress bars and checkpointing are off everywhere, so what differs
+over the repetitions and ratios to the first variant (a step rate is itself 1 / the median step time of its
+run). Loggers, progress bars and checkpointing are off everywhere, so what differs
 is the scheduling alone. Peak memory is each variant's peak RSS growth during ``fit`` in a fresh process.
 """
 
@@ -59,17 +60,17 @@ class Tiny(L.LightningModule):
 
 
 class StepTimer(L.Callback):
-    """Seconds from the start of step ``warmup`` to the end of the last step."""
+    """The wall time of every step after ``warmup``: batch start to the next batch start."""
 
     def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end = warmup, 0.0, 0.0
+        self.warmup, self.last = warmup, 0.0
+        self.durations: list[float] = []
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.global_step == self.warmup:
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        self.end = time.perf_counter()
+        now = time.perf_counter()
+        if trainer.global_step > self.warmup:
+            self.durations.append(now - self.last)
+        self.last = now
 
 
 def loader(samples: int, width: int = 32) -> DataLoader:
@@ -93,7 +94,11 @@ def trainer(steps: int, callbacks: list[L.Callback], root: str) -> L.Trainer:
 
 
 def step_rate(variant: str, steps: int, root: str) -> float:
-    """Optimizer steps per second after a warm-up of 20 steps."""
+    """Optimizer steps per second after a warm-up of 20 steps: 1 / the median step time.
+
+    The median of the steps of a run, not their mean, so that the moments another process takes the core
+    do not decide the figure.
+    """
     torch.manual_seed(0)
     timer = StepTimer(warmup=20)
     callbacks: list[L.Callback] = [timer]
@@ -102,7 +107,7 @@ def step_rate(variant: str, steps: int, root: str) -> float:
     if variant == "ours + NonFiniteGuard":
         callbacks.append(NonFiniteGuard())
     trainer(steps, callbacks, root).fit(Tiny(torch_clr=variant == "torch CyclicLR"), loader(steps * 32))
-    return (steps - 20) / (timer.end - timer.start)
+    return 1 / statistics.median(timer.durations)
 
 
 def tuning_time(variant: str, steps: int, root: str) -> float:

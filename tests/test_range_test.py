@@ -371,6 +371,8 @@ def test_tuner_writes_nothing_and_runs_no_validation(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no checkpoint, no lightning_logs/
     assert trainer.callbacks == callbacks and trainer.loggers == loggers
     assert trainer.global_step == 0 and trainer.current_epoch == 0
+    trainer.fit(model, train)  # the trainer is fit for the real run afterwards
+    assert trainer.global_step == 6 and (tmp_path / "lightning_logs").is_dir()
 
 
 def test_monitoring_a_validation_metric_is_bounded():
@@ -383,6 +385,13 @@ def test_monitoring_a_validation_metric_is_bounded():
     lrs, _, mode = result.curve()
     assert lrs == [result.lrs[i] for i in (3, 7, 11)] and mode == "max"
     assert result.suggest().max_lr <= max(lrs)
+
+
+def test_manual_optimization_is_refused():
+    model, (train, _) = Model(), loaders()
+    model.automatic_optimization = False
+    with pytest.raises(ValueError, match="automatic optimization"):
+        CLRTuner(make_trainer()).range_test(model, train, num_steps=4)
 
 
 def test_a_monitor_that_is_not_logged_is_reported():

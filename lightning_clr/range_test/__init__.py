@@ -13,7 +13,7 @@ Example::
     >>> from lightning_clr.range_test import CLRTuner
     >>> result = CLRTuner(trainer).range_test(model, datamodule=dm, min_lr=1e-4, max_lr=1.0)  # doctest: +SKIP
     >>> result.suggest()  # doctest: +SKIP
-    Bounds(base_lr=0.05, max_lr=0.15, step_size=100, peak_lr=0.3)
+    Bounds(base_lr=0.04, max_lr=0.12, step_size=100, peak_lr=0.3)
 """
 
 from lightning_clr.range_test.callback import CLRTuner, LRRangeTest

@@ -69,14 +69,15 @@ class LRRangeTest(Callback):
 
     Example::
 
-        >>> from lightning_clr import CyclicLR, LRRangeTest
+        >>> from lightning_clr.callback import CyclicLR
         >>> from lightning_clr.policies import Triangular
+        >>> from lightning_clr.range_test import LRRangeTest
         >>> clr = CyclicLR(Triangular(1e-3, 1e-2, step_size=100), pending=("base_lr", "max_lr"))
         >>> range_test = LRRangeTest(min_lr=1e-4, max_lr=1.0, num_epochs=4)
         >>> trainer = L.Trainer(callbacks=[range_test, clr])  # doctest: +SKIP
         >>> trainer.fit(model, datamodule=dm)  # doctest: +SKIP
         >>> range_test.bounds  # doctest: +SKIP
-        Bounds(base_lr=0.02, max_lr=0.06, step_size=160, peak_lr=0.12)
+        Bounds(base_lr=0.02, max_lr=0.06, step_size=160, peak_lr=0.15)
     """
 
     def __init__(
@@ -130,10 +131,8 @@ class LRRangeTest(Callback):
         return self._generate_state_key(monitor=self.config.monitor, mode=self.config.mode)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.bounds is None:  # else restored from a checkpoint: apply, do not test again
-            progress = self.progress_bar
-            if progress is None:
-                progress = trainer.progress_bar_callback is not None
+        if self.bounds is None:  # else known from a checkpoint or an earlier fit: apply, do not test again
+            progress = _shows_progress(trainer) if self.progress_bar is None else self.progress_bar
             self.result = run_range_test(trainer, pl_module, self.config, progress and trainer.is_global_zero)
             # every rank saw the same (reduced) curve; the broadcast rules out float noise
             self.bounds = trainer.strategy.broadcast(self.result.suggest(), src=0)
@@ -241,7 +240,7 @@ class CLRTuner:
             ValueError: as :class:`LRRangeTest`.
         """
         trainer = self._trainer
-        options.setdefault("progress_bar", trainer.progress_bar_callback is not None)
+        options.setdefault("progress_bar", _shows_progress(trainer))
         options.setdefault("update", ())
         callback = LRRangeTest(min_lr, max_lr, num_steps, num_epochs, mode, monitor, **options)
         callback.stop_after_test = True
@@ -253,6 +252,11 @@ class CLRTuner:
             trainer.callbacks, trainer.loggers = callbacks, loggers
         assert callback.result is not None
         return callback.result
+
+
+def _shows_progress(trainer: pl.Trainer) -> bool:
+    bar = trainer.progress_bar_callback
+    return bar is not None and bar.is_enabled
 
 
 def _log_to_tensorboard(writer: Any, result: RangeTestResult, bounds: Bounds, fig: Figure) -> None:

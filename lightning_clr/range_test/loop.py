@@ -142,6 +142,7 @@ def run_range_test(
         beta = config.beta if config.beta is not None else 1 - 1 / max(10, num_steps / 20)
         threshold = config.divergence_threshold
         group_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        ratios = group_ratios(group_lrs)
         result = RangeTestResult(
             lrs=[],
             losses=[],
@@ -159,7 +160,7 @@ def run_range_test(
         rich = isinstance(trainer.progress_bar_callback, RichProgressBar)
         with _isolated(trainer, pl_module) as capture, _progress_bar(num_steps, progress_bar, rich) as bar:
             for step, lr in enumerate(lr_schedule(config.min_lr, config.max_lr, num_steps, config.mode)):
-                for group, ratio in zip(optimizer.param_groups, group_ratios(group_lrs), strict=True):
+                for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
                     group["lr"] = lr * ratio
                 loss = _optimizer_step(strategy, pl_module, optimizer, stream, accumulate, step)
                 value = strategy.reduce(loss, reduce_op="mean").item()  # the one sync of a step
@@ -194,8 +195,8 @@ def group_ratios(group_lrs: Sequence[float]) -> list[float]:
 
     Example::
 
-        >>> group_ratios([0.1, 0.01])
-        [1.0, 0.1]
+        >>> group_ratios([0.2, 0.05])
+        [1.0, 0.25]
     """
     if not group_lrs or group_lrs[0] == 0:
         return [1.0] * max(1, len(group_lrs))

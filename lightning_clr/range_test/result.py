@@ -149,5 +149,4 @@ class RangeTestResult:
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> RangeTestResult:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in state.items() if k in known})
+        return cls(**{k: v for k, v in state.items() if k in cls.__dataclass_fields__})

@@ -40,7 +40,7 @@ class CyclicLR(Callback):
         policy: the schedule, e.g. :class:`~lightning_clr.policies.Triangular`. A step size given in epochs
             (``step_size_epochs``) is resolved to optimizer steps when training starts.
         cycle_momentum: move momentum inversely to the LR, between ``max_momentum`` (LR at its low end) and
-            ``base_momentum`` (LR at its peak). Uses ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam family).
+            ``base_momentum`` (LR at its peak), using ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam).
         base_momentum: momentum at the LR peak.
         max_momentum: momentum at the LR low end.
         pending: policy arguments whose configured values are placeholders, to be found at start-up
@@ -133,7 +133,7 @@ class CyclicLR(Callback):
             changed = {k: v for k, v in resolved.params().items() if self.policy.params()[k] != v}
             self.policy = resolved
             self.resolved.update(changed)
-        self._series = _series_names(trainer.optimizers, self.cycle_momentum)
+        self._series = _series_names(trainer.optimizers)
         self._applied_step = -1
 
     # --- every step -----------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class CyclicLR(Callback):
             momentum = self.max_momentum - (self.max_momentum - self.base_momentum) * policy.momentum_scale(
                 step
             )
-        for optimizer, names in self._series or _series_names(optimizers, self.cycle_momentum):
+        for optimizer, names in self._series or _series_names(optimizers):
             groups = optimizer.param_groups
             for index, lr_name, momentum_name in names:
                 group = groups[index]
@@ -250,8 +250,8 @@ def _check_momentum(optimizer: Optimizer) -> None:
             )
 
 
-def _series_names(optimizers: list[Optimizer], cycle_momentum: bool) -> list[tuple[Any, list[tuple[int, str, str]]]]:
-    """The logged names of every (optimizer, group): ``lr`` alone, or ``lr/group{i}``, ``lr/opt{j}-group{i}``."""
+def _series_names(optimizers: list[Optimizer]) -> list[tuple[Optimizer, list[tuple[int, str, str]]]]:
+    """Logged names of each (optimizer, group): ``lr``, or ``lr/group{i}``, or ``lr/opt{j}-group{i}``."""
     total = sum(len(o.param_groups) for o in optimizers)
     series = []
     for j, optimizer in enumerate(optimizers):

@@ -112,10 +112,7 @@ def build_optimizer(node: Any) -> Callable[..., torch.optim.Optimizer]:
 
 
 def _plain(node: DictConfig | Mapping[str, Any], key: str) -> dict[str, Any]:
-    if isinstance(node, DictConfig):
-        container = OmegaConf.to_container(node, resolve=True)
-    else:
-        container = dict(node)
+    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     if not isinstance(container, dict):
         raise ConfigError(f"{key} must be a mapping of arguments, got {container!r}")
     return {str(k): v for k, v in container.items()}

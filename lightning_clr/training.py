@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -86,7 +85,8 @@ def range_test(cfg: DictConfig) -> Bounds:
     overrides = f"policy.base_lr={bounds.base_lr:.4g} policy.max_lr={bounds.max_lr:.4g}"
     if bounds.step_size is not None:
         overrides += f" policy.step_size={bounds.step_size}"
-    print(f"LR range test: base_lr={bounds.base_lr:.4g} max_lr={bounds.max_lr:.4g} (curve best at {bounds.peak_lr:.4g})")
+    found = f"base_lr={bounds.base_lr:.4g} max_lr={bounds.max_lr:.4g} (curve best at {bounds.peak_lr:.4g})"
+    print(f"LR range test: {found}")
     print(f"files in {cfg.paths.output_dir}: range_test.png, range_test.csv, range_test_bounds.yaml")
     print(f"train with:  python scripts/train.py {overrides}")
     return bounds
@@ -145,7 +145,7 @@ def _seed(cfg: DictConfig) -> int:
 
 
 def _checkpoint(cfg: DictConfig) -> str | None:
-    """``ckpt_path``: a file, or ``last`` for the run dir's ``checkpoints/last.ckpt`` (a fresh start if absent)."""
+    """``ckpt_path``: a file, or ``last`` for ``<run dir>/checkpoints/last.ckpt`` (fresh start if absent)."""
     path = cfg.get("ckpt_path")
     if path is None:
         return None

@@ -197,7 +197,7 @@ def test_lr_logged_every_step_despite_log_every_n_steps() -> None:
 def _resume_run(tmp_path: Any, policy: Any, stop_after: int, resume_policy: Any = None) -> list[float]:
     """Train ``stop_after`` epochs, checkpoint, resume to 6 epochs; return the LR of every step."""
     first = Recorder()
-    trainer, module = fit([CyclicLR(policy), first], max_epochs=stop_after)
+    trainer, _ = fit([CyclicLR(policy), first], max_epochs=stop_after)
     path = tmp_path / "mid.ckpt"
     trainer.save_checkpoint(path)
     second = Recorder()
@@ -231,6 +231,7 @@ def test_resume_keeps_step_size_resolved_at_start(tmp_path: Any) -> None:
 
 def test_resume_with_a_changed_configuration_warns_and_uses_it(tmp_path: Any) -> None:
     old, new = Triangular(0.001, 0.006, step_size=5), Triangular(0.001, 0.006, step_size=9)
-    with pytest.warns(UserWarning, match="trained with step_size=5; continuing with the configured step_size=9"):
+    warning = "trained with step_size=5; continuing with the configured step_size=9"
+    with pytest.warns(UserWarning, match=warning):
         resumed = _resume_run(tmp_path, old, stop_after=2, resume_policy=new)
     assert resumed[20:] == [new(k) for k in range(20, 60)]

@@ -69,7 +69,12 @@ def test_bad_values_fail_before_training(
 def test_script_run_writes_everything_in_the_run_dir(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_script(
-        "train.py", *FAST, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}", "policy=triangular2", cwd=tmp_path
+        "train.py",
+        *FAST,
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+        "policy=triangular2",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run_dir / ".hydra" / "config.yaml").is_file()

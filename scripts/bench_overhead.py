@@ -3,7 +3,7 @@
     python scripts/bench_overhead.py                 # a few minutes on 2 busy cores
     python scripts/bench_overhead.py --reps 9 --steps 600
 
-Variants are interleaved (A B C A B C ...) so a busy machine slows them alike; the table prints medians
+Variants are interleaved (ABC, BCA, CAB, ...) so a busy machine slows them alike; the table prints medians
 over the repetitions and ratios to the first variant (a step rate is itself 1 / the median step time of its
 run). Loggers, progress bars and checkpointing are off everywhere, so what differs
 is the scheduling alone. Peak memory is each variant's peak RSS growth during ``fit`` in a fresh process.
@@ -144,9 +144,16 @@ def peak_rss_growth(variant: str, width: int, steps: int) -> float:
 
 
 def interleaved(variants: list[str], reps: int, measure: Callable[[str], float]) -> dict[str, list[float]]:
+    """``reps`` measurements of each variant, interleaved, the order rotated every round (ABC, BCA, CAB, ...).
+
+    Example::
+
+        >>> interleaved(["a", "b"], 2, len)
+        {'a': [1, 1], 'b': [1, 1]}
+    """
     results: dict[str, list[float]] = {v: [] for v in variants}
-    for _ in range(reps):
-        for variant in variants:
+    for rep in range(reps):
+        for variant in variants[rep % len(variants) :] + variants[: rep % len(variants)]:
             results[variant].append(measure(variant))
     return results
 

@@ -9,6 +9,7 @@ from lightning_clr import policies
 from lightning_clr.callback import CyclicLR
 from lightning_clr.policies import ExpRange, Fixed, OneCycle, Policy, Triangular, Triangular2
 from lightning_clr.range_test import CLRTuner, LRRangeTest, RangeTestResult
+from lightning_clr.schemas import register as _register_schemas
 from lightning_clr.suggest import Bounds
 
 __all__ = [
@@ -26,3 +27,5 @@ __all__ = [
     "policies",
 ]
 __version__ = "0.1.0"
+
+_register_schemas()  # the `trainer` and `range_test` config groups' schemas, for Hydra

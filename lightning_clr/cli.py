@@ -110,6 +110,9 @@ def _unknown_key(error: ConfigCompositionException, overrides: Sequence[str], co
 
 
 def _one_line(error: BaseException) -> str:
+    merging = re.match(r"Error merging override (\S+)", str(error))
+    if merging is not None and error.__cause__ is not None:  # a typed key: say what the value failed
+        return f"{merging.group(1)}: {str(error.__cause__).splitlines()[0]}"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(("object_type=", "Set the environment"))]
     return "; ".join(lines) if lines else type(error).__name__

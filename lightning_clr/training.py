@@ -59,9 +59,10 @@ def build_run(cfg: DictConfig, with_policy: bool = True) -> Run:
     callbacks = [build(f"callbacks.{name}", node) for name, node in (cfg.get("callbacks") or {}).items()]
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
+    tester = build_range_test(cfg.range_test, output_dir=cfg.paths.output_dir)  # checked even if unused
     if cyclic_lr is not None:
-        if cyclic_lr.pending:  # `auto` bounds: a range test at fit start supplies them
-            callbacks.append(build_range_test(cfg.range_test, output_dir=cfg.paths.output_dir))
+        if cyclic_lr.pending:  # `auto` bounds: the range test at fit start supplies them
+            callbacks.append(tester)
         callbacks.append(cyclic_lr)
     loggers = [build(f"logger.{name}", node) for name, node in (cfg.get("logger") or {}).items()]
     trainer = build("trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False)

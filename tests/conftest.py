@@ -13,16 +13,18 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
+import lightning_clr  # noqa: F401 - registers the config schemas with Hydra's ConfigStore
+
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
 #: Overrides that make any run of scripts/*.py tiny: a few batches, CPU, no progress bar.
 FAST = [
     "trainer.max_epochs=2",
-    "+trainer.limit_train_batches=6",
-    "+trainer.limit_val_batches=3",
+    "trainer.limit_train_batches=6",
+    "trainer.limit_val_batches=3",
     "trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
+    "trainer.enable_model_summary=false",
     "trainer.accelerator=cpu",
 ]
 

@@ -19,7 +19,7 @@ from tests.conftest import FAST, run_script
     [
         ([], (6, 12)),  # FAST: 2 epochs of 6 batches
         (["trainer.accumulate_grad_batches=4"], (2, 4)),  # 6 batches, the last step takes 2
-        (["+trainer.max_steps=5"], (6, 5)),
+        (["trainer.max_steps=5"], (6, 5)),
         (["trainer.limit_train_batches=0.5"], (20, 40)),  # half of MNIST-1D's 40 batches
     ],
 )

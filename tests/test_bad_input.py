@@ -45,7 +45,7 @@ BAD = {
         "policy.step_sise: policy has no key 'step_sise'; known keys:",
     ),
     "mistyped trainer key": (["trainer.max_epoch=3"], "trainer.max_epoch: trainer has no key 'max_epoch'"),
-    "non-numeric max_epochs": (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type 'str'"),
+    "non-numeric max_epochs": (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type"),
     "unknown range-test mode": (["range_test.mode=cubic"], "range_test.mode='cubic' must be one of"),
     "non-numeric bound": (["policy.base_lr=abc"], "policy.base_lr='abc' "),
     "non-numeric step_size": (["policy.step_size=ten"], "policy.step_size='ten' "),

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import typing
 from collections.abc import Callable, Collection
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from lightning.pytorch import Trainer
+from omegaconf import OmegaConf
 
 from lightning_clr.range_test import LRRangeTest
 
@@ -68,10 +70,20 @@ def range_test_schema() -> type:
 
 
 def register() -> None:
-    """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore."""
+    """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore.
+
+    Also registers the ``times`` resolver (``${times:100,${optimizer.lr}}``) the range-test span uses.
+    """
+    OmegaConf.register_new_resolver(
+        "times", lambda *factors: math.prod(float(f) for f in factors), replace=True
+    )
     store = ConfigStore.instance()
     store.store(group="trainer", name="schema", node=trainer_schema())
     store.store(group="range_test", name="schema", node=range_test_schema())
+
+
+def _times(*factors: Any) -> float:
+    return math.prod(float(factor) for factor in factors)
 
 
 def _field_type(hint: Any) -> Any:

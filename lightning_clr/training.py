@@ -86,8 +86,6 @@ def range_test(cfg: DictConfig) -> Bounds:
     overrides = f"policy.base_lr={bounds.base_lr:.4g} policy.max_lr={bounds.max_lr:.4g}"
     if bounds.step_size is not None:
         overrides += f" policy.step_size={bounds.step_size}"
-    found = f"base_lr={bounds.base_lr:.4g} max_lr={bounds.max_lr:.4g} (curve best at {bounds.peak_lr:.4g})"
-    print(f"LR range test: {found}")
     print(f"files in {cfg.paths.output_dir}: range_test.png, range_test.csv, range_test_bounds.yaml")
     print(f"train with:  python scripts/train.py {overrides}")
     return bounds

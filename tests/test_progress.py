@@ -19,7 +19,7 @@ def test_bar_shows_the_lr_of_the_current_step_and_the_loss(compose_cfg: Callable
     bar = run.trainer.progress_bar_callback
     assert isinstance(bar, CLRProgressBar)
     metrics = bar.get_metrics(run.trainer, run.module)
-    assert metrics["lr"] == f"{Triangular(0.02, 0.1, 5)(11):.3g}" == "0.036"  # the last of 12 steps
+    assert metrics["lr"] == f"{Triangular(0.065, 0.2, 5)(11):.3g}" == "0.092"  # the last of 12 steps
     assert "train_loss" in metrics
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ def override_error(
 
 def hydra_app(task: Callable[[DictConfig], Any], config_name: str = "config") -> None:
     """Run ``task`` as a Hydra app over ``conf/``, checking the overrides first."""
+    # Lightning 2.6 with torch >= 2.10 warns about its own use of torch's pytree API on every run
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-") and "=" in arg]
     error = override_error(overrides, config_name)
     if error is not None:

@@ -70,6 +70,13 @@ class Bounds:
     step_size: int | None = None
     peak_lr: float | None = None
 
+    def __str__(self) -> str:
+        """``base_lr=0.0654 max_lr=0.196 step_size=100 (curve best at 0.491)``."""
+        text = f"base_lr={self.base_lr:.4g} max_lr={self.max_lr:.4g}"
+        if self.step_size is not None:
+            text += f" step_size={self.step_size}"
+        return text if self.peak_lr is None else f"{text} (curve best at {self.peak_lr:.4g})"
+
 
 def finite_prefix(lrs: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """``(lrs, values)`` up to, not including, the first value that is NaN or infinite."""

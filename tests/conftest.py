@@ -65,3 +65,19 @@ def run_script(script: str, *args: str, cwd: Path, timeout: float = 600) -> subp
         text=True,
         timeout=timeout,
     )
+
+
+def run_sweep(
+    tmp_path: Path, data_dir: Path, *overrides: str, multirun: bool = True
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run a tiny one-epoch ``scripts/train.py`` sweep into ``tmp_path/sweep``; return it and that folder."""
+    sweep_dir = tmp_path / "sweep"
+    mode = ["-m"] if multirun else []
+    args = [
+        *mode,
+        *FAST,
+        "trainer.max_epochs=1",
+        f"paths.data_dir={data_dir}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    return run_script("train.py", *args, *overrides, cwd=tmp_path), sweep_dir

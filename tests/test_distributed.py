@@ -24,7 +24,7 @@ from lightning_clr.distributed import (
     hydra_child_command,
 )
 from lightning_clr.policies import Triangular
-from tests.conftest import FAST, ROOT, run_script
+from tests.conftest import FAST, ROOT, run_script, run_sweep
 
 
 class LRRecorder(L.Callback):
@@ -160,19 +160,7 @@ def test_ddp_sweep_runs_each_job_once_on_both_ranks(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    sweep_dir = tmp_path / "sweep"
-    result = run_script(
-        "train.py",
-        "-m",
-        *FAST,
-        *RECORD,
-        "trainer.max_epochs=1",
-        f"paths.data_dir={data_dir}",
-        f"hydra.sweep.dir={sweep_dir}",
-        "policy.step_size=2,4",
-        "strategy=ddp_cpu",
-        cwd=tmp_path,
-    )
+    result, sweep_dir = run_sweep(tmp_path, data_dir, *RECORD, "policy.step_size=2,4", "strategy=ddp_cpu")
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]  # no stray run folders
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())

@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_clr.sweep import SUMMARY_FILE, SweepSummary, in_multirun
 from lightning_clr.training import train
-from tests.conftest import CONF, FAST, run_script
+from tests.conftest import CONF, run_sweep
 
 
 def read_summary(sweep_dir: Path) -> list[dict[str, str]]:
@@ -39,8 +39,8 @@ def test_hparams_and_final_metrics_reach_tensorboard(
     hparams = OmegaConf.load(tmp_path / "tensorboard" / "hparams.yaml")
     assert OmegaConf.to_container(hparams) == {
         "policy": "exp_range",
-        "base_lr": 0.02,
-        "max_lr": 0.1,
+        "base_lr": 0.065,
+        "max_lr": 0.2,
         "step_size": 6,  # as trained: one epoch of 6 optimizer steps
         "step_size_epochs": None,
         "gamma": 0.99,
@@ -127,17 +127,7 @@ def test_slurm_strategy_lets_slurm_start_the_processes() -> None:
 
 @pytest.mark.slow
 def test_script_sweep_with_a_failed_job_reports_it(tmp_path: Path, data_dir: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
-    result = run_script(
-        "train.py",
-        "-m",
-        *FAST,
-        "trainer.max_epochs=1",
-        f"paths.data_dir={data_dir}",
-        f"hydra.sweep.dir={sweep_dir}",
-        "policy.step_size=0,2",
-        cwd=tmp_path,
-    )
+    result, sweep_dir = run_sweep(tmp_path, data_dir, "policy.step_size=0,2")
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: 1 of 2 jobs failed: 0 (") and "policy.step_size=0" in last_line
@@ -152,17 +142,8 @@ def test_script_sweep_with_a_failed_job_reports_it(tmp_path: Path, data_dir: Pat
 
 @pytest.mark.slow
 def test_optuna_search_over_step_size_and_bounds(tmp_path: Path, data_dir: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
-    result = run_script(
-        "train.py",
-        "hparams_search=optuna_clr",
-        "hydra.sweeper.n_trials=2",
-        *FAST,
-        "trainer.max_epochs=1",
-        f"paths.data_dir={data_dir}",
-        f"hydra.sweep.dir={sweep_dir}",
-        cwd=tmp_path,
-    )
+    overrides = ("hparams_search=optuna_clr", "hydra.sweeper.n_trials=2")
+    result, sweep_dir = run_sweep(tmp_path, data_dir, *overrides, multirun=False)  # the search sets MULTIRUN
     assert result.returncode == 0, result.stderr[-3000:]
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert set(results.best_params) == {"policy.step_size", "policy.base_lr", "policy.max_lr"}

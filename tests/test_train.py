@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lightning_clr.config import ConfigError
 from lightning_clr.policies import ExpRange
 from lightning_clr.training import build_run, train
-from tests.conftest import FAST, run_script
+from tests.conftest import FAST, run_script, run_sweep
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -85,17 +85,7 @@ def test_script_run_writes_everything_in_the_run_dir(tmp_path: Path, data_dir: P
 
 @pytest.mark.slow
 def test_script_sweep_one_folder_per_job(tmp_path: Path, data_dir: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
-    result = run_script(
-        "train.py",
-        "-m",
-        *FAST,
-        "trainer.max_epochs=1",
-        f"paths.data_dir={data_dir}",
-        f"hydra.sweep.dir={sweep_dir}",
-        "policy.step_size=2,4",
-        cwd=tmp_path,
-    )
+    result, sweep_dir = run_sweep(tmp_path, data_dir, "policy.step_size=2,4")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert len(jobs) == 2

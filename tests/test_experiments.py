@@ -126,4 +126,4 @@ def test_one_cycle_config_takes_total_steps_from_the_trainer(compose_cfg: Callab
     run = build_run(compose_cfg("policy=one_cycle"))
     assert run.cyclic_lr is not None and run.cyclic_lr.policy.total_steps is None
     run.trainer.fit(run.module, datamodule=run.datamodule)
-    assert run.cyclic_lr.policy == OneCycle(0.1, total_steps=12)  # FAST: 2 epochs of 6 batches
+    assert run.cyclic_lr.policy == OneCycle(0.2, total_steps=12)  # FAST: 2 epochs of 6 batches

@@ -252,7 +252,7 @@ def bench_optimizer(
     total_steps = epochs * data.steps_per_epoch
     bounds = range_test_bounds(cfg, data, epochs)
     say(
-        f"\n## {optimizer}: range test {OmegaConf.to_container(cfg.range_test)}\n"
+        f"\n## {optimizer}: range test {OmegaConf.to_container(cfg.range_test, resolve=True)}\n"
         f"-> base_lr={bounds.base_lr:.4g} max_lr={bounds.max_lr:.4g} step_size={bounds.step_size} "
         f"(peak_lr={bounds.peak_lr:.4g}; {data.steps_per_epoch} steps per epoch)"
     )
@@ -300,7 +300,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1, paired across policies")
     parser.add_argument("--epochs", type=int, default=15, help="epochs of every run")
     parser.add_argument("--optimizers", nargs="+", choices=sorted(FIXED_GRIDS), default=["sgd", "adam"])
-    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "time_to_accuracy.png")
+    parser.add_argument("--figure", type=Path, default=ROOT / "outputs" / "time_to_accuracy.png")
     args = parser.parse_args()
     if args.seeds < 1 or args.epochs < 1:
         parser.error(f"--seeds={args.seeds} and --epochs={args.epochs} must be at least 1")

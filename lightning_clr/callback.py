@@ -89,10 +89,6 @@ class CyclicLR(Callback):
         self._series: list[tuple[Optimizer, list[tuple[int, str, str]]]] = []
         self._applied_step = -1
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(policy=self.policy.name)
-
     def update_policy(self, **changes: Any) -> None:
         """Replace policy arguments found at start-up, remembering them for checkpoints.
 

@@ -235,3 +235,12 @@ def test_resume_with_a_changed_configuration_warns_and_uses_it(tmp_path: Any) ->
     with pytest.warns(UserWarning, match=warning):
         resumed = _resume_run(tmp_path, old, stop_after=2, resume_policy=new)
     assert resumed[20:] == [new(k) for k in range(20, 60)]
+
+
+def test_resume_with_another_policy_warns_and_uses_it(tmp_path: Any) -> None:
+    old, new = Triangular(0.001, 0.006, step_size=5), ExpRange(0.001, 0.006, 5, 0.9)
+    with pytest.warns(
+        UserWarning, match="trained with policy 'triangular'; continuing with the configured 'exp_range'"
+    ):
+        resumed = _resume_run(tmp_path, old, stop_after=2, resume_policy=new)
+    assert resumed[20:] == [new(k) for k in range(20, 60)]

@@ -87,7 +87,9 @@ def loader(batches: int = 10, batch_size: int = 4) -> DataLoader:
     return DataLoader(TensorDataset(x, y), batch_size=batch_size)
 
 
-def fit(callbacks: list[Any], module: Tiny | None = None, **trainer_args: Any) -> tuple[L.Trainer, Tiny]:
+def fit(
+    callbacks: list[Any], module: Tiny | None = None, ckpt_path: Any = None, **trainer_args: Any
+) -> tuple[L.Trainer, Tiny]:
     module = module or Tiny()
     args: dict[str, Any] = dict(
         max_epochs=3,
@@ -99,7 +101,7 @@ def fit(callbacks: list[Any], module: Tiny | None = None, **trainer_args: Any) -
     )
     args.update(trainer_args)
     trainer = L.Trainer(callbacks=callbacks, **args)
-    trainer.fit(module, train_dataloaders=loader())
+    trainer.fit(module, train_dataloaders=loader(), ckpt_path=ckpt_path)
     return trainer, module
 
 
@@ -201,16 +203,7 @@ def _resume_run(tmp_path: Any, policy: Any, stop_after: int, resume_policy: Any 
     path = tmp_path / "mid.ckpt"
     trainer.save_checkpoint(path)
     second = Recorder()
-    trainer = L.Trainer(
-        callbacks=[CyclicLR(resume_policy or policy), second],
-        max_epochs=6,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(Tiny(), train_dataloaders=loader(), ckpt_path=path)
+    fit([CyclicLR(resume_policy or policy), second], ckpt_path=path, max_epochs=6)
     assert second.steps[0] == stop_after * 10
     return [lrs[0] for lrs in first.lrs + second.lrs]
 

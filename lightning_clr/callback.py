@@ -1,14 +1,15 @@
 """The :class:`CyclicLR` callback: Lightning plumbing that applies a policy at every optimizer step.
 
-The schedule itself is pure math (:mod:`lightning_clr.policies`); this module only decides *when* to ask
-the policy (before each optimizer step, keyed by ``trainer.global_step``), writes the answer into the
-optimizers' param groups, logs it, and keeps what was decided at start-up in the checkpoint.
+The schedule itself is pure math (:mod:`lightning_clr.policies`); this module only decides *which step*
+each optimizer is at, writes the policy's answer into its param groups before that step, logs it, and
+keeps what was decided at start-up in the checkpoint.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -27,18 +28,44 @@ class SetupError(ValueError):
     """A setting that can only be rejected once training starts (it needs the optimizer or the data)."""
 
 
+@dataclass
+class _Plan:
+    """How one optimizer is driven during a fit: its policy, the scale of each group, the logged names."""
+
+    optimizer: Optimizer
+    policy: Policy
+    scales: list[float]
+    """Per param group: its starting LR over the largest one (scalar bounds), else 1."""
+    names: list[tuple[str, str]]
+    """Per param group: the logged names of its LR and momentum."""
+    cycle_name: str
+
+
 class CyclicLR(Callback):
     """Set the learning rate (and optionally momentum) of every param group from a policy, every step.
 
-    The iteration is the number of optimizer steps taken so far (``trainer.global_step``), so the
-    micro-batches of one accumulated step share one LR, resuming needs no counter of its own, and every
-    DDP rank computes the same value. The LR used by optimizer step ``k`` is exactly ``policy(k, group)``;
-    it is logged under ``lr`` (``lr/group{i}`` with several groups) at every step, straight to the
-    loggers, so ``log_every_n_steps`` cannot alias the triangle away.
+    The LR used by an optimizer's ``n``-th step (``n`` from 0) is exactly ``policy(n, group)``:
+
+    * **Automatic optimization**: ``n`` is ``trainer.global_step``, so the micro-batches of one accumulated
+      step share one LR, resuming needs no counter of its own, and every DDP rank computes the same value.
+    * **Manual optimization with several optimizers** (a GAN): each optimizer counts its own steps, and
+      ``policy`` may be a sequence with one policy per optimizer, in the order ``configure_optimizers``
+      returns them; a single policy drives each optimizer on its own count. The counts are checkpointed.
+    * **Param groups**: with scalar bounds, the bounds are those of the group(s) with the largest starting
+      ``lr`` and every other group keeps its ratio to it (fine-tuning a backbone at a tenth of the head's
+      LR stays at a tenth). Per-group lists give every group its exact values.
+
+    The LR of the coming step is in the param groups from the end of the previous one, so anything that
+    reads it between steps (``LearningRateMonitor`` in any position, the model itself) sees the LR that
+    the step will use. It is logged under ``lr`` (``lr/group{i}``, ``lr/opt{j}-group{i}``) at every step,
+    straight to the loggers, so ``log_every_n_steps`` cannot alias the triangle away.
+
+    A callback can be reused across fits: each fit resolves the lengths given in epochs or left to the run
+    (``step_size_epochs``, ``total_steps``) for its own trainer and data, and ``pending`` bounds are found
+    again by that fit's :class:`~lightning_clr.LRRangeTest`.
 
     Args:
-        policy: the schedule, e.g. :class:`~lightning_clr.policies.Triangular`. A step size given in epochs
-            (``step_size_epochs``) is resolved to optimizer steps when training starts.
+        policy: the schedule, e.g. :class:`~lightning_clr.policies.Triangular`, or one per optimizer.
         cycle_momentum: move momentum inversely to the LR, between ``max_momentum`` (LR at its low end) and
             ``base_momentum`` (LR at its peak), using ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam).
         base_momentum: momentum at the LR peak.
@@ -47,10 +74,11 @@ class CyclicLR(Callback):
             (by :class:`~lightning_clr.LRRangeTest` through :meth:`update_policy`) or taken from a checkpoint.
 
     Raises:
-        ValueError: momentum bounds outside ``0 <= base_momentum <= max_momentum < 1``, or an unknown name in
-            ``pending``. At fit start (:class:`SetupError`, a ``ValueError``): ``cycle_momentum`` with an
-            optimizer that has no momentum, per-group bounds whose length differs from the param groups, or a
-            step size in epochs with a train loader of unknown length.
+        ValueError: a policy that is not a :class:`~lightning_clr.policies.Policy`, momentum bounds outside
+            ``0 <= base_momentum <= max_momentum < 1``, or an unknown name in ``pending``. At fit start
+            (:class:`SetupError`, a ``ValueError``): as many policies as neither 1 nor the optimizers,
+            ``cycle_momentum`` with an optimizer that has no momentum, per-group bounds whose length differs
+            from the param groups, or a length in epochs with a train loader of unknown length.
 
     Example::
 
@@ -58,39 +86,59 @@ class CyclicLR(Callback):
         >>> from lightning_clr import CyclicLR
         >>> from lightning_clr.policies import Triangular
         >>> clr = CyclicLR(Triangular(base_lr=0.001, max_lr=0.006, step_size_epochs=4))
-        >>> trainer = L.Trainer(callbacks=[clr], max_epochs=1, logger=False)  # doctest: +SKIP
+        >>> trainer = L.Trainer(callbacks=[clr], max_epochs=1, logger=False, enable_progress_bar=False)
     """
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | Sequence[Policy],
         cycle_momentum: bool = False,
         base_momentum: float = 0.85,
         max_momentum: float = 0.95,
         pending: Collection[str] = (),
     ) -> None:
-        if not isinstance(policy, Policy):
-            raise ValueError(f"policy={policy!r} must be a lightning_clr.policies.Policy")
+        policies = (policy,) if isinstance(policy, Policy) else tuple(policy)
+        if not policies or not all(isinstance(p, Policy) for p in policies):
+            raise ValueError(
+                f"policy={policy!r} must be a lightning_clr.policies.Policy or a non-empty sequence of them"
+            )
         if not 0.0 <= base_momentum <= max_momentum < 1.0:
             raise ValueError(
                 f"base_momentum={base_momentum!r} and max_momentum={max_momentum!r} must satisfy "
                 "0 <= base_momentum <= max_momentum < 1"
             )
-        unknown = sorted(set(pending) - set(policy.params()))
-        if unknown:
-            raise ValueError(f"pending={sorted(pending)!r} names no argument of {policy.name}: {unknown}")
-        self.policy = policy
-        self._configured = policy.params()
+        for candidate in policies:
+            unknown = sorted(set(pending) - set(candidate.params()))
+            if unknown:
+                raise ValueError(
+                    f"pending={sorted(pending)!r} names no argument of {candidate.name}: {unknown}"
+                )
         self.cycle_momentum = cycle_momentum
         self.base_momentum = base_momentum
         self.max_momentum = max_momentum
+        # as configured (and updated outside a fit); every fit starts from these
+        self._configured_policies = policies
+        self._configured_pending = frozenset(pending)
+        self._configured = [p.params() for p in policies]
+        # in force for the current (or last) fit
+        self.policies: tuple[Policy, ...] = policies
         self.pending = set(pending)
         self.resolved: dict[str, Any] = {}
-        self._series: list[tuple[Optimizer, list[tuple[int, str, str]]]] = []
-        self._applied_step = -1
+        """Values found or resolved at start-up (the range test's bounds, a step size in epochs)."""
+        self._fitting = False
+        self._manual_steps: list[int] | None = None  # per-optimizer step counts, manual optimization only
+        self._plans: list[_Plan] = []
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force (the first one, when there is one per optimizer)."""
+        return self.policies[0]
 
     def update_policy(self, **changes: Any) -> None:
-        """Replace policy arguments found at start-up, remembering them for checkpoints.
+        """Replace policy arguments (of every policy), remembering them for checkpoints.
+
+        Called during a fit (by :class:`~lightning_clr.LRRangeTest`), the change holds for that fit only;
+        called outside a fit, it becomes part of the configuration.
 
         Example::
 
@@ -100,16 +148,43 @@ class CyclicLR(Callback):
             >>> clr.policy(10)
             0.008
         """
-        self.policy = self.policy.replace(**changes)
+        self.policies = tuple(p.replace(**changes) for p in self.policies)
         self.resolved.update(changes)
         self.pending -= set(changes)
+        if not self._fitting:
+            self._configured_policies = self.policies
+            self._configured_pending = frozenset(self.pending)
 
     # --- start-up -------------------------------------------------------------------------------------
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Start every fit from the configuration (a checkpoint, loaded after this, may then add to it)."""
+        if stage != "fit":
+            return
+        self._fitting = True
+        self.policies = self._configured_policies
+        self.pending = set(self._configured_pending)
+        self.resolved = {}
+        self._manual_steps = None
+        self._plans = []
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._fitting = False
+            self._plans = []  # no optimizer kept alive (or pickled) after the fit
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._check_param_groups(trainer.optimizers)
-        if self.cycle_momentum:
-            for optimizer in trainer.optimizers:
+        optimizers = trainer.optimizers
+        if len(self.policies) not in (1, len(optimizers)):
+            raise SetupError(
+                f"CyclicLR was given {len(self.policies)} policies for {len(optimizers)} optimizers: "
+                "give one "
+                "policy (each optimizer follows it on its own steps) or one per optimizer, in the order "
+                "configure_optimizers returns them"
+            )
+        for policy, optimizer in zip(self._per_optimizer(len(optimizers)), optimizers, strict=True):
+            _check_param_groups(policy, optimizer)
+            if self.cycle_momentum:
                 _check_momentum(optimizer)
         if trainer.lr_scheduler_configs:
             rank_zero_warn(
@@ -123,63 +198,119 @@ class CyclicLR(Callback):
                 f"policy arguments {sorted(self.pending)} were left to be found at start-up ('auto'), but "
                 "nothing supplied them: add an LRRangeTest callback or give the values"
             )
-        if self.policy.needs_resolution:
-            steps_per_epoch = _optimizer_steps_per_epoch(trainer, self.policy)
-            resolved = self.policy.resolve(steps_per_epoch, trainer.estimated_stepping_batches)
-            changed = {k: v for k, v in resolved.params().items() if self.policy.params()[k] != v}
-            self.policy = resolved
-            self.resolved.update(changed)
-        self._series = _series_names(trainer.optimizers)
-        self._applied_step = -1
+        manual = not pl_module.automatic_optimization
+        run_steps = trainer.estimated_stepping_batches
+        if any(p.needs_resolution for p in self.policies):
+            steps_per_epoch = _optimizer_steps_per_epoch(trainer, self.policy, manual)
+            total = None if math.isinf(run_steps) else int(run_steps)
+            resolved = tuple(p.resolve(steps_per_epoch, total) for p in self.policies)
+            for old, new in zip(self.policies, resolved, strict=True):
+                self.resolved.update({k: v for k, v in new.params().items() if old.params()[k] != v})
+            self.policies = resolved
+        if not math.isinf(run_steps):
+            for policy in self.policies:
+                problem = policy.run_length_problem(int(run_steps))
+                if problem is not None:
+                    rank_zero_warn(f"CyclicLR: {problem}")
+        self._plans = self._make_plans(trainer.optimizers)
+        if manual and self._manual_steps is None:
+            self._manual_steps = [0] * len(self._plans)
+        self._write(trainer)
 
     # --- every step -----------------------------------------------------------------------------------
 
-    def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer
     ) -> None:
-        step = trainer.global_step
-        if step == self._applied_step:  # another micro-batch of the same accumulated step
+        index = next((j for j, plan in enumerate(self._plans) if plan.optimizer is optimizer), None)
+        if index is None:  # an optimizer that appeared after train start: leave it alone
             return
-        self._applied_step = step
-        metrics = self.apply(step, trainer.optimizers)
+        step = self._step(index, trainer)
+        metrics = self._write_one(self._plans[index], step)
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=step)
+            logger.log_metrics(metrics, step=trainer.global_step)
+        if self._manual_steps is not None:
+            self._manual_steps[index] += 1
 
-    def apply(self, step: int, optimizers: list[Optimizer]) -> dict[str, float]:
-        """Write the LR (and momentum) of optimizer step ``step`` into ``optimizers``; return what to log."""
-        policy = self.policy
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._write(trainer)  # the coming step's LR, for whatever reads it before that step
+
+    def apply(self, step: int, optimizers: Sequence[Optimizer]) -> dict[str, float]:
+        """Write the LR (and momentum) of step ``step`` into ``optimizers``; return what to log.
+
+        For loops without a Trainer (every optimizer at the same step). Example::
+
+            >>> import torch
+            >>> from lightning_clr.policies import Triangular
+            >>> optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+            >>> CyclicLR(Triangular(0.001, 0.006, step_size=10)).apply(5, [optimizer])
+            {'lr': 0.0035, 'cycle': 1.0}
+            >>> optimizer.param_groups[0]["lr"]
+            0.0035
+        """
+        if [plan.optimizer for plan in self._plans] != list(optimizers):
+            self._plans = self._make_plans(optimizers)
+        metrics: dict[str, float] = {}
+        for plan in self._plans:
+            metrics.update(self._write_one(plan, step))
+        return metrics
+
+    def _step(self, index: int, trainer: pl.Trainer) -> int:
+        return trainer.global_step if self._manual_steps is None else self._manual_steps[index]
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        for index, plan in enumerate(self._plans):
+            self._write_one(plan, self._step(index, trainer))
+
+    def _write_one(self, plan: _Plan, step: int) -> dict[str, float]:
+        policy = plan.policy
         metrics: dict[str, float] = {}
         momentum = None
         if self.cycle_momentum:
-            momentum = self.max_momentum - (self.max_momentum - self.base_momentum) * policy.momentum_scale(
-                step
-            )
-        for optimizer, names in self._series or _series_names(optimizers):
-            groups = optimizer.param_groups
-            for index, lr_name, momentum_name in names:
-                group = groups[index]
-                lr = policy(step, index)
-                group["lr"] = lr
-                metrics[lr_name] = lr
-                if momentum is not None:
-                    if "betas" in group:
-                        group["betas"] = (momentum, group["betas"][1])
-                    else:
-                        group["momentum"] = momentum
-                    metrics[momentum_name] = momentum
+            spread = self.max_momentum - self.base_momentum
+            momentum = self.max_momentum - spread * policy.momentum_scale(step)
+        for index, group in enumerate(plan.optimizer.param_groups):
+            lr_name, momentum_name = plan.names[index]
+            lr = policy(step, index) * plan.scales[index]
+            group["lr"] = lr
+            metrics[lr_name] = lr
+            if momentum is not None:
+                if "betas" in group:
+                    group["betas"] = (momentum, group["betas"][1])
+                else:
+                    group["momentum"] = momentum
+                metrics[momentum_name] = momentum
         cycle = getattr(policy, "cycle", None)
         if cycle is not None:
-            metrics["cycle"] = float(cycle(step))
+            metrics[plan.cycle_name] = float(cycle(step))
         return metrics
+
+    def _per_optimizer(self, count: int) -> tuple[Policy, ...]:
+        return self.policies * count if len(self.policies) == 1 else self.policies
+
+    def _make_plans(self, optimizers: Sequence[Optimizer]) -> list[_Plan]:
+        names = _series_names(optimizers)
+        plans = []
+        for j, (policy, optimizer) in enumerate(
+            zip(self._per_optimizer(len(optimizers)), optimizers, strict=True)
+        ):
+            lrs = [float(group["lr"]) for group in optimizer.param_groups]
+            scales = [1.0] * len(lrs) if policy.num_groups is not None else [lr / max(lrs) for lr in lrs]
+            cycle_name = "cycle" if len(optimizers) == 1 else f"cycle/opt{j}"
+            plans.append(_Plan(optimizer, policy, scales, names[j], cycle_name))
+        return plans
 
     # --- checkpoints ----------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "policy": self.policy.name,
-            "configured": dict(self._configured),
+            "policies": [p.name for p in self.policies],
+            "configured": [dict(c) for c in self._configured],
             "resolved": dict(self.resolved),
-            "params": self.policy.params(),
+            "params": [p.params() for p in self.policies],
+            "manual_steps": None if self._manual_steps is None else list(self._manual_steps),
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -189,23 +320,29 @@ class CyclicLR(Callback):
         warning), and so does everything derived from it (a step size resolved from a changed
         ``step_size_epochs`` is resolved again).
         """
-        if state_dict.get("policy") != self.policy.name:
+        names = state_dict.get("policies", [state_dict.get("policy")])
+        configured = state_dict.get("configured", {})
+        then_configured = configured if isinstance(configured, list) else [configured]
+        steps = state_dict.get("manual_steps")
+        self._manual_steps = None if steps is None else [int(n) for n in steps]
+        ours = [p.name for p in self.policies]
+        if list(names) != ours:
+            then = names[0] if len(names) == 1 else names
+            now = ours[0] if len(ours) == 1 else ours
             rank_zero_warn(
-                f"The checkpoint was trained with policy {state_dict.get('policy')!r}; continuing with the "
-                f"configured {self.policy.name!r}."
+                f"The checkpoint was trained with policy {then!r}; continuing with the configured {now!r}."
             )
             return
-        then: Mapping[str, Any] = state_dict.get("configured", {})
-        changed = {
-            key
-            for key, value in self._configured.items()
-            if key in then and then[key] != value and key not in self.pending
-        }
-        for key in sorted(changed):
-            rank_zero_warn(
-                f"The checkpoint was trained with {key}={then[key]!r}; continuing with the configured "
-                f"{key}={self._configured[key]!r}."
-            )
+        changed: set[str] = set()
+        for now_args, then_args in zip(self._configured, then_configured, strict=False):
+            for key, value in now_args.items():
+                if key in then_args and then_args[key] != value and key not in self.pending:
+                    if key not in changed:
+                        rank_zero_warn(
+                            f"The checkpoint was trained with {key}={then_args[key]!r}; continuing with the "
+                            f"configured {key}={value!r}."
+                        )
+                    changed.add(key)
         take = {
             key: value
             for key, value in state_dict.get("resolved", {}).items()
@@ -213,21 +350,25 @@ class CyclicLR(Callback):
         }
         if "step_size" in take:
             take["step_size_epochs"] = None
+        take = {key: value for key, value in take.items() if key in self.policy.params()}
         if take:
-            self.policy = self.policy.replace(**take)
+            self.policies = tuple(p.replace(**take) for p in self.policies)
             self.resolved.update(take)
             self.pending -= set(take)
 
-    # --- checks ---------------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_plans"] = []  # optimizers are the fit's, not the callback's
+        return state
 
-    def _check_param_groups(self, optimizers: list[Optimizer]) -> None:
-        groups = self.policy.num_groups
-        for optimizer in optimizers:
-            if groups is not None and groups != len(optimizer.param_groups):
-                raise SetupError(
-                    f"the policy has per-group bounds for {groups} param groups, but "
-                    f"{type(optimizer).__name__} has {len(optimizer.param_groups)}"
-                )
+
+def _check_param_groups(policy: Policy, optimizer: Optimizer) -> None:
+    groups = policy.num_groups
+    if groups is not None and groups != len(optimizer.param_groups):
+        raise SetupError(
+            f"the policy has per-group bounds for {groups} param groups, but "
+            f"{type(optimizer).__name__} has {len(optimizer.param_groups)}"
+        )
 
 
 def _check_momentum(optimizer: Optimizer) -> None:
@@ -246,7 +387,7 @@ def _check_momentum(optimizer: Optimizer) -> None:
             )
 
 
-def _series_names(optimizers: list[Optimizer]) -> list[tuple[Optimizer, list[tuple[int, str, str]]]]:
+def _series_names(optimizers: Sequence[Optimizer]) -> list[list[tuple[str, str]]]:
     """Logged names of each (optimizer, group): ``lr``, or ``lr/group{i}``, or ``lr/opt{j}-group{i}``."""
     total = sum(len(o.param_groups) for o in optimizers)
     series = []
@@ -259,13 +400,16 @@ def _series_names(optimizers: list[Optimizer]) -> list[tuple[Optimizer, list[tup
                 suffix = f"/group{i}"
             else:
                 suffix = f"/opt{j}-group{i}"
-            names.append((i, f"lr{suffix}", f"momentum{suffix}"))
-        series.append((optimizer, names))
+            names.append((f"lr{suffix}", f"momentum{suffix}"))
+        series.append(names)
     return series
 
 
-def _optimizer_steps_per_epoch(trainer: pl.Trainer, policy: Policy) -> int:
-    """Optimizer steps in one epoch on this rank (the last partial accumulation steps too)."""
+def _optimizer_steps_per_epoch(trainer: pl.Trainer, policy: Policy, manual: bool) -> int:
+    """Optimizer steps in one epoch on this rank (the last partial accumulation steps too).
+
+    Under manual optimization every optimizer is taken to step once per batch.
+    """
     batches = trainer.num_training_batches
     if math.isinf(batches):
         params = policy.params()
@@ -274,4 +418,6 @@ def _optimizer_steps_per_epoch(trainer: pl.Trainer, policy: Policy) -> int:
             f"{key}={params.get(key)!r} needs the number of batches per epoch, but the train dataloader has "
             "no length (an iterable dataset): give step_size (total_steps) in optimizer steps instead"
         )
+    if manual:
+        return max(1, int(batches))
     return max(1, math.ceil(batches / trainer.accumulate_grad_batches))

@@ -70,6 +70,16 @@ class Policy:
         """
         return self
 
+    def run_length_problem(self, run_steps: int) -> str | None:
+        """Why a run of ``run_steps`` optimizer steps would not follow this schedule as meant, or None.
+
+        Example::
+
+            >>> Triangular(0.001, 0.006, step_size=500).run_length_problem(300)
+            'step_size=500 is longer than the run (300 optimizer steps): the LR never reaches max_lr'
+        """
+        return None
+
     def replace(self: _P, **changes: Any) -> _P:
         """A validated copy with some constructor arguments changed.
 
@@ -173,6 +183,15 @@ class _CyclicPolicy(Policy):
         epochs = self.step_size_epochs  # type: ignore[attr-defined]
         steps = _step_count("steps_per_epoch", steps_per_epoch, f" to resolve step_size_epochs={epochs!r}")
         return self.replace(step_size=max(1, round(epochs * steps)), step_size_epochs=None)
+
+    def run_length_problem(self, run_steps: int) -> str | None:
+        rise, _ = self._half_cycles()
+        if rise > run_steps:
+            return (
+                f"step_size={rise} is longer than the run ({run_steps} optimizer steps): "
+                "the LR never reaches max_lr"
+            )
+        return None
 
     def _half_cycles(self) -> tuple[int, int]:
         if self.step_size is None:
@@ -456,6 +475,20 @@ class OneCycle(Policy):
     @property
     def needs_resolution(self) -> bool:
         return self.total_steps is None
+
+    def run_length_problem(self, run_steps: int) -> str | None:
+        total = self.total_steps
+        if total is not None and total > run_steps:
+            return (
+                f"total_steps={total} is longer than the run ({run_steps} optimizer steps): the LR stops at "
+                f"{self(run_steps - 1):.3g} instead of annealing to {self(total - 1):.3g}"
+            )
+        if total is not None and total < run_steps:
+            return (
+                f"total_steps={total} is shorter than the run ({run_steps} optimizer steps): the last "
+                f"{run_steps - total} steps stay at the final LR {self(total - 1):.3g}"
+            )
+        return None
 
     def resolve(self, steps_per_epoch: int | None, total_steps: int | None = None) -> OneCycle:
         if not self.needs_resolution:

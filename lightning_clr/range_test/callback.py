@@ -130,8 +130,16 @@ class LRRangeTest(Callback):
     def state_key(self) -> str:
         return self._generate_state_key(monitor=self.config.monitor, mode=self.config.mode)
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Every fit tests its own model and data: bounds of an earlier fit are dropped.
+
+        A checkpoint being resumed is loaded after this, and its bounds are applied instead of a new test.
+        """
+        if stage == "fit":
+            self.result, self.bounds, self.applied = None, None, {}
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.bounds is None:  # else known from a checkpoint or an earlier fit: apply, do not test again
+        if self.bounds is None:  # else known from the checkpoint being resumed: apply, do not test again
             progress = _shows_progress(trainer) if self.progress_bar is None else self.progress_bar
             self.result = run_range_test(trainer, pl_module, self.config, progress and trainer.is_global_zero)
             # every rank saw the same (reduced) curve; the broadcast rules out float noise

@@ -3,14 +3,37 @@
 >>> from lightning_clr import CyclicLR
 >>> from lightning_clr.policies import Triangular
 >>> callback = CyclicLR(Triangular(base_lr=0.001, max_lr=0.006, step_size=2000))
+
+The names below are imported on first use, so ``import lightning_clr`` (and the app's start-up checks,
+which need only the policies) costs no torch or Lightning import.
 """
 
-from lightning_clr import policies
-from lightning_clr.callback import CyclicLR
-from lightning_clr.policies import ExpRange, Fixed, OneCycle, Policy, Triangular, Triangular2
-from lightning_clr.range_test import CLRTuner, LRRangeTest, RangeTestResult
-from lightning_clr.schemas import register as _register_schemas
-from lightning_clr.suggest import Bounds
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lightning_clr import policies
+    from lightning_clr.callback import CyclicLR
+    from lightning_clr.policies import ExpRange, Fixed, OneCycle, Policy, Triangular, Triangular2
+    from lightning_clr.range_test import CLRTuner, LRRangeTest, RangeTestResult
+    from lightning_clr.suggest import Bounds
+
+#: Each public name and the module that defines it.
+_EXPORTS = {
+    "Bounds": "lightning_clr.suggest",
+    "CLRTuner": "lightning_clr.range_test",
+    "CyclicLR": "lightning_clr.callback",
+    "ExpRange": "lightning_clr.policies",
+    "Fixed": "lightning_clr.policies",
+    "LRRangeTest": "lightning_clr.range_test",
+    "OneCycle": "lightning_clr.policies",
+    "Policy": "lightning_clr.policies",
+    "RangeTestResult": "lightning_clr.range_test",
+    "Triangular": "lightning_clr.policies",
+    "Triangular2": "lightning_clr.policies",
+}
 
 __all__ = [
     "Bounds",
@@ -28,4 +51,10 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_register_schemas()  # the `trainer` and `range_test` config groups' schemas, for Hydra
+
+def __getattr__(name: str) -> Any:
+    if name == "policies":
+        return importlib.import_module("lightning_clr.policies")
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lightning_clr' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.optim import Optimizer
 
-from lightning_clr.policies import Policy
+from lightning_clr.policies import Policy, check_momentum_bounds
 
 _MOMENTUM_KEYS = ("betas", "momentum")
 # Resolved values and the configured arguments they were derived from.
@@ -102,11 +102,7 @@ class CyclicLR(Callback):
             raise ValueError(
                 f"policy={policy!r} must be a lightning_clr.policies.Policy or a non-empty sequence of them"
             )
-        if not 0.0 <= base_momentum <= max_momentum < 1.0:
-            raise ValueError(
-                f"base_momentum={base_momentum!r} and max_momentum={max_momentum!r} must satisfy "
-                "0 <= base_momentum <= max_momentum < 1"
-            )
+        check_momentum_bounds(base_momentum, max_momentum)
         for candidate in policies:
             unknown = sorted(set(pending) - set(candidate.params()))
             if unknown:

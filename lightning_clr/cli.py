@@ -8,61 +8,132 @@ with exit status 2, naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lightning_clr.checks import ConfigError, check_run, check_writable_dir
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+Task = Callable[[DictConfig], Any]
 
 
 def override_error(
-    overrides: Sequence[str], config_name: str = "config", config_dir: Path = CONFIG_DIR
+    overrides: Sequence[str],
+    config_name: str = "config",
+    config_dir: Path = CONFIG_DIR,
+    multirun: bool = False,
 ) -> str | None:
-    """The one-line reason ``overrides`` cannot compose, or None when they can.
+    """The one-line reason ``overrides`` cannot start a run, or None when they can.
+
+    Every override value must compose, a sweep needs ``-m`` (``multirun``), and the run (or sweep) folder
+    must be writable: Hydra makes it before our code runs, so it is checked here.
 
     >>> override_error(["policy=nope"]).split(";")[0]
     "policy=nope is not a config of group 'policy'"
+    >>> override_error(["policy.step_size=40,80"])
+    'policy.step_size=40,80 gives several values (a sweep): add -m to run one job per value, or give ...'
     """
+    from lightning_clr.schemas import register
+
+    register()
     try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
         variants = _variants(overrides)
     except HydraException as error:
         return _one_line(error)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        for variant in variants:
-            try:
-                compose(config_name, overrides=variant, return_hydra_config=True)
-            except MissingConfigException as error:
-                return _missing_option(error, variant)
-            except ConfigCompositionException as error:
-                return _unknown_key(error, variant, config_name) or _one_line(error)
-            except (HydraException, OmegaConfBaseException) as error:
-                return _one_line(error)
-    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            for variant in variants:
+                try:
+                    cfg = compose(config_name, overrides=variant, return_hydra_config=True)
+                except MissingConfigException as error:
+                    return _missing_option(error, variant)
+                except ConfigCompositionException as error:
+                    return _unknown_key(error, variant, config_name) or _one_line(error)
+                except (HydraException, OmegaConfBaseException) as error:
+                    return _one_line(error)
+                multirun = multirun or cfg.hydra.mode == RunMode.MULTIRUN
+                sweeps = [o for o in parsed if o.is_sweep_override()]
+                if sweeps and not multirun:
+                    return (
+                        f"{sweeps[0].input_line} gives several values (a sweep): add -m to run one job per "
+                        "value, or give one value"
+                    )
+                key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+                check_writable_dir(key, OmegaConf.select(cfg, key))
+    except ConfigError as error:
+        return str(error)
+    finally:
+        GlobalHydra.instance().clear()
     return None
 
 
-def hydra_app(task: Callable[[DictConfig], Any], config_name: str = "config") -> None:
-    """Run ``task`` as a Hydra app over ``conf/``, checking the overrides first."""
+def hydra_app(task: Task | str, config_name: str = "config") -> None:
+    """Run ``task`` (a function, or ``"module:function"`` imported once the config is checked) over ``conf/``.
+
+    The overrides are checked before Hydra starts (:func:`override_error`), and the composed config before
+    the task, and so torch and Lightning, are imported (:func:`lightning_clr.checks.check_run`): a bad value
+    ends as one ``error:`` line on stderr with exit status 2, in a second or so.
+    """
     # Lightning 2.6 with torch >= 2.10 warns about its own use of torch's pytree API on every run
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-") and "=" in arg]
-    error = override_error(overrides, config_name)
+    multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
+    error = override_error(overrides, config_name, multirun=multirun)
     if error is not None:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2)
-    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(task)()
+        fail(error)
+
+    def checked_task(cfg: DictConfig) -> Any:
+        try:
+            check_run(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        except ConfigError as error:
+            if in_multirun():  # one job of a sweep: let the sweep record it and run the others
+                raise
+            fail(str(error))
+        return _resolve(task)(cfg)
+
+    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(checked_task)()
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """End the program with ``error: <message>`` as the last line on stderr."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def in_multirun() -> bool:
+    """Whether this process runs one job of a Hydra multirun (``-m``).
+
+    Example::
+
+        >>> in_multirun()
+        False
+    """
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _resolve(task: Task | str) -> Task:
+    if callable(task):
+        return task
+    module, _, name = task.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 def _variants(overrides: Sequence[str]) -> list[list[str]]:

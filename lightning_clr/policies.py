@@ -26,7 +26,15 @@ from dataclasses import KW_ONLY, dataclass
 from itertools import pairwise
 from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar
 
-__all__ = ["ExpRange", "Fixed", "OneCycle", "Policy", "Triangular", "Triangular2"]
+__all__ = [
+    "ExpRange",
+    "Fixed",
+    "OneCycle",
+    "Policy",
+    "Triangular",
+    "Triangular2",
+    "check_momentum_bounds",
+]
 
 Bounds = float | Sequence[float]
 """One value for every param group, or one value per param group."""
@@ -59,6 +67,11 @@ class Policy:
     @property
     def needs_resolution(self) -> bool:
         """True while a length is still unknown (given in epochs, or the run length is not known yet)."""
+        return False
+
+    @property
+    def needs_run_length(self) -> bool:
+        """True when resolving needs the run's length in optimizer steps (a run without end cannot work)."""
         return False
 
     def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
@@ -476,6 +489,10 @@ class OneCycle(Policy):
     def needs_resolution(self) -> bool:
         return self.total_steps is None
 
+    @property
+    def needs_run_length(self) -> bool:
+        return self.total_steps is None
+
     def run_length_problem(self, run_steps: int) -> str | None:
         total = self.total_steps
         if total is not None and total > run_steps:
@@ -499,6 +516,27 @@ class OneCycle(Policy):
 
 
 # --- validation --------------------------------------------------------------------------------------
+
+
+def check_momentum_bounds(base_momentum: Any, max_momentum: Any) -> None:
+    """Momentum cycles between ``base_momentum`` (LR peak) and ``max_momentum`` (LR low end).
+
+    Raises:
+        ValueError: unless ``0 <= base_momentum <= max_momentum < 1``.
+
+    Example::
+
+        >>> check_momentum_bounds(0.99, 0.9)
+        Traceback (most recent call last):
+        ...
+        ValueError: base_momentum=0.99 and max_momentum=0.9 must satisfy 0 <= base_momentum <= ...
+    """
+    low, high = _number(base_momentum), _number(max_momentum)
+    if low is None or high is None or not 0.0 <= low <= high < 1.0:
+        raise ValueError(
+            f"base_momentum={base_momentum!r} and max_momentum={max_momentum!r} must satisfy "
+            "0 <= base_momentum <= max_momentum < 1"
+        )
 
 
 def _fail(name: str, value: Any, rule: str) -> NoReturn:

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -116,17 +115,6 @@ def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
 
 
 OmegaConf.register_new_resolver("short_dirname", short_dirname, replace=True)
-
-
-def in_multirun() -> bool:
-    """Whether this process runs one job of a Hydra multirun (``-m``).
-
-    Example::
-
-        >>> in_multirun()
-        False
-    """
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def best_of(run_dir: Path, metric: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ and exit status 2.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,9 +17,11 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lightning_clr.callback import CyclicLR, SetupError
+from lightning_clr.checks import check_run
+from lightning_clr.cli import fail, in_multirun
 from lightning_clr.config import ConfigError, build, build_cyclic_lr, build_optimizer, build_range_test, keyed
 from lightning_clr.data import DatasetMissingError
 from lightning_clr.distributed import distributed_job
@@ -28,7 +29,6 @@ from lightning_clr.guards import NonFiniteLossError
 from lightning_clr.hparams import hparams, log_hparams
 from lightning_clr.models import ClassificationModule
 from lightning_clr.suggest import Bounds
-from lightning_clr.sweep import in_multirun
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ def build_run(cfg: DictConfig, with_policy: bool = True) -> Run:
 
     ``with_policy=False`` leaves the ``policy`` group out (no CyclicLR callback): the range test script.
     """
-    pl.seed_everything(_seed(cfg), workers=True, verbose=False)
+    check_run(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     cyclic_lr = build_cyclic_lr(cfg.policy) if with_policy and cfg.get("policy") is not None else None
     datamodule = build("dataset", cfg.dataset)
     net = build("model", cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes)
@@ -132,15 +133,8 @@ def one_line_errors() -> Iterator[None]:
             error = keyed("policy", error)
         elif isinstance(error, DatasetMissingError):
             error = keyed("dataset", error)
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1 if isinstance(error, NonFiniteLossError) else 2) from None
-
-
-def _seed(cfg: DictConfig) -> int:
-    seed = cfg.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed={seed!r} must be an integer")
-    return seed
+        log.error("error: %s", error)
+        fail(str(error), 1 if isinstance(error, NonFiniteLossError) else 2)
 
 
 def _checkpoint(cfg: DictConfig) -> str | None:

@@ -8,7 +8,6 @@ overrides to pass to scripts/train.py.
 """
 
 from lightning_clr.cli import hydra_app
-from lightning_clr.training import range_test_main
 
 if __name__ == "__main__":
-    hydra_app(range_test_main)
+    hydra_app("lightning_clr.training:range_test_main")

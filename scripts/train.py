@@ -6,7 +6,6 @@ python scripts/train.py -m policy.step_size=2,4,8        # a sweep, one folder p
 """
 
 from lightning_clr.cli import hydra_app
-from lightning_clr.training import main
 
 if __name__ == "__main__":
-    hydra_app(main)
+    hydra_app("lightning_clr.training:main")

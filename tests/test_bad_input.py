@@ -14,6 +14,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_clr.cli import hydra_app
+from lightning_clr.models import MLP, ClassificationModule
 from lightning_clr.training import main
 from tests.conftest import FAST, run_script
 
@@ -82,13 +83,87 @@ BAD = {
         ["ckpt_path={tmp}/plain.ckpt"],
         "ckpt_path='{tmp}/plain.ckpt' is not a Lightning",
     ),
+    "text file as checkpoint": (
+        ["ckpt_path={tmp}/notes.txt"],
+        "ckpt_path='{tmp}/notes.txt' is not a checkpoint",
+    ),
+    "checkpoint of another model": (
+        ["ckpt_path={tmp}/mlp.ckpt"],
+        "ckpt_path='{tmp}/mlp.ckpt' holds the weights of another model",
+    ),
+    "one_cycle without end": (
+        ["policy=one_cycle", "trainer.max_epochs=-1"],
+        "trainer.max_epochs=-1 with max_steps=-1 trains without end, but policy one_cycle needs",
+    ),
+    "zero max_epochs": (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
+    "zero accumulate_grad_batches": (
+        ["trainer.accumulate_grad_batches=0"],
+        "trainer.accumulate_grad_batches=0 must be an integer >= 1",
+    ),
+    "zero val_check_interval": (["trainer.val_check_interval=0"], "trainer.val_check_interval=0 must be"),
+    "val_check_interval above 1.0": (
+        ["trainer.val_check_interval=1.5"],
+        "trainer.val_check_interval=1.5 must",
+    ),
+    "zero check_val_every_n_epoch": (
+        ["trainer.check_val_every_n_epoch=0"],
+        "trainer.check_val_every_n_epoch=0 must be an integer >= 1",
+    ),
+    "negative gradient_clip_val": (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be"),
+    "unknown gradient_clip_algorithm": (
+        ["trainer.gradient_clip_algorithm=clip"],
+        "trainer.gradient_clip_algorithm='clip' must be 'norm' or 'value'",
+    ),
+    "zero log_every_n_steps": (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0 must be"),
+    "limit_train_batches above 1.0": (
+        ["trainer.limit_train_batches=1.5"],
+        "trainer.limit_train_batches=1.5 must be a fraction",
+    ),
+    "unknown precision": (["trainer.precision=17"], "trainer.precision=17 must be one of"),
+    "unknown accelerator": (["trainer.accelerator=abacus"], "trainer.accelerator='abacus' must be one of"),
+    "zero devices": (["trainer.devices=0"], "trainer.devices=0 must be"),
+    "negative seed": (["seed=-1"], "seed=-1 must be an integer in [0, 4294967295]"),
+    "run dir is a file": (["hydra.run.dir={tmp}/notes.txt"], "hydra.run.dir='{tmp}/notes.txt' is a file"),
+    "run dir not writable": (
+        ["hydra.run.dir=/proc/clr-run"],
+        "hydra.run.dir='/proc/clr-run' cannot be written",
+    ),
+    "data dir not writable": (
+        ["paths.data_dir=/proc/clr-data"],
+        "paths.data_dir='/proc/clr-data' cannot be written",
+    ),
+    "data dir inside a file": (
+        ["paths.data_dir={tmp}/notes.txt/data"],
+        "paths.data_dir='{tmp}/notes.txt/data' lies inside the file",
+    ),
+    "range test watches an unknown metric": (
+        ["policy.base_lr=auto", "range_test.monitor=val_accuracy"],
+        "range_test.monitor='val_accuracy' is not a metric the test can watch; choose one of: loss, val_loss",
+    ),
+    "checkpoint watches an unknown metric": (
+        ["callbacks.model_checkpoint.monitor=val_accuracy"],
+        "callbacks.model_checkpoint.monitor='val_accuracy' is not a metric the model logs; choose one of:",
+    ),
+    "sweeper optimizes an unknown metric": (
+        ["optimized_metric=val_accuracy"],
+        "optimized_metric='val_accuracy' is not a metric the model logs",
+    ),
+    "a sweep without -m": (
+        ["policy.step_size=40,80"],
+        "policy.step_size=40,80 gives several values (a sweep): add -m",
+    ),
 }
 
 
 def _argv(tmp_path: Path, data_dir: Path, overrides: list[str]) -> list[str]:
     (tmp_path / "corrupt.ckpt").write_bytes(b"PK\x03\x04 half a checkpoint")
+    (tmp_path / "notes.txt").write_text("hello, not a checkpoint\n")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.ckpt")
+    mlp = ClassificationModule(MLP(input_shape=(1, 40), num_classes=10))
+    torch.save({"state_dict": mlp.state_dict(), "epoch": 0}, tmp_path / "mlp.ckpt")
+    given = {o.split("=", 1)[0] for o in overrides}
     run = [f"paths.data_dir={data_dir}", f"hydra.run.dir={tmp_path / 'run'}"]
+    run = [o for o in run if o.split("=", 1)[0] not in given]
     return [*FAST, *run, *(o.format(tmp=tmp_path) for o in overrides)]
 
 

@@ -55,6 +55,11 @@ class ClassificationModule(LightningModule):
         model = ClassificationModule.load_from_checkpoint(path, net=MLP(input_shape=(1, 40), num_classes=10))
     """
 
+    #: Metrics logged in ``validation_step``: what an LR range test can monitor besides the training loss.
+    VALIDATION_METRICS = ("val_loss", "val_acc")
+    #: Every metric logged while fitting: what a checkpoint, early stopping or a sweeper can monitor.
+    FIT_METRICS = ("train_loss", "train_acc", *VALIDATION_METRICS, "val_acc_best")
+
     def __init__(
         self,
         net: nn.Module,

@@ -1,0 +1,88 @@
+"""The start-up checks that run before torch and Lightning are imported."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+from lightning.pytorch import Trainer
+
+from lightning_clr import schemas
+from lightning_clr.checks import ConfigError, build_policy, check_trainer
+from lightning_clr.policies import OneCycle, Triangular
+
+
+def test_trainer_schema_read_from_source_equals_the_signature() -> None:
+    from_source = schemas.trainer_schema()
+    from_signature = schemas.schema_from_signature(
+        "TrainerConfig", Trainer.__init__, ("callbacks", "logger"), "lightning.pytorch.Trainer"
+    )
+    fields = [(f.name, f.type, f.default) for f in dataclasses.fields(from_source)]
+    assert fields == [(f.name, f.type, f.default) for f in dataclasses.fields(from_signature)]
+    assert len(fields) > 30
+
+
+@pytest.mark.parametrize(
+    ("trainer", "message"),
+    [
+        ({"max_epochs": -2}, "trainer.max_epochs=-2 must be an integer >= 1, or -1"),
+        ({"max_epochs": 3.5}, "trainer.max_epochs=3.5 must be"),
+        ({"max_epochs": True}, "trainer.max_epochs=True must be"),
+        ({"limit_val_batches": -1}, "trainer.limit_val_batches=-1 must be a fraction"),
+        ({"num_nodes": 0}, "trainer.num_nodes=0 must be an integer >= 1"),
+        ({"deterministic": "sometimes"}, "trainer.deterministic='sometimes' must be true, false or 'warn'"),
+        ({"devices": [0, -3]}, "trainer.devices=[0, -3] must be"),
+        ({"enable_progress_bar": "yes"}, "trainer.enable_progress_bar='yes' must be true or false"),
+        ({"max_steps": 0}, "trainer.max_steps=0 must be an integer >= 1, or -1"),
+    ],
+)
+def test_bad_trainer_values(trainer: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_trainer(trainer)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "trainer",
+    [
+        {"max_epochs": 20, "devices": "auto", "precision": "16-mixed", "gradient_clip_val": 0.5},
+        {"max_epochs": -1, "max_steps": 100, "devices": "0,1", "val_check_interval": 0.25},
+        {"devices": 2, "accelerator": "cpu", "limit_train_batches": 6, "deterministic": "warn"},
+        {"precision": 32, "val_check_interval": 50, "check_val_every_n_epoch": None},
+    ],
+)
+def test_good_trainer_values(trainer: dict) -> None:
+    check_trainer(trainer, OneCycle(0.1))
+
+
+def test_an_endless_run_is_fine_for_a_policy_that_needs_no_length() -> None:
+    check_trainer({"max_epochs": -1, "max_steps": -1}, Triangular(0.001, 0.006, step_size=10))
+    with pytest.raises(ConfigError, match="needs the run's length"):
+        check_trainer({"max_epochs": -1, "max_steps": -1}, OneCycle(0.1))
+
+
+def test_the_policy_group_builds_without_lightning() -> None:
+    policy, pending, momentum = build_policy(
+        {
+            "_target_": "lightning_clr.policies.Triangular",
+            "base_lr": 0.1,
+            "max_lr": "auto",
+            "step_size": 4,
+            "step_size_epochs": 2,
+            "cycle_momentum": True,
+        }
+    )
+    assert pending == ["max_lr"] and momentum == {"cycle_momentum": True}
+    assert policy == Triangular(0.1, 0.4, step_size=4)  # an explicit step size beats step_size_epochs
+
+
+def test_checks_import_neither_torch_nor_lightning() -> None:
+    code = (
+        "import sys; from lightning_clr.checks import check_run; from lightning_clr import schemas; "
+        "schemas.trainer_schema(); "
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -54,6 +54,10 @@ def policy_bounds(clr: CyclicLR) -> dict[str, float]:
     return {key: params[key] for key in ("base_lr", "max_lr", "step_size")}
 
 
+#: A setup other than the defaults, which the printed train command must carry.
+SETUP = ["optimizer=adam", "dataset=digits", "model=mlp"]
+
+
 @pytest.mark.slow
 def test_script_writes_the_curve_and_prints_the_overrides(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
@@ -61,6 +65,7 @@ def test_script_writes_the_curve_and_prints_the_overrides(tmp_path: Path, data_d
         "range_test.py",
         *FAST,
         *SHORT_TEST,
+        *SETUP,
         f"paths.data_dir={data_dir}",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
@@ -76,7 +81,10 @@ def test_script_writes_the_curve_and_prints_the_overrides(tmp_path: Path, data_d
     assert csv_lines[0] == "lr,loss,smoothed" and len(csv_lines) == 1 + 12
     command = re.search(r"python scripts/train\.py (.+)", result.stdout)
     assert command is not None, result.stdout
-    overrides = dict(item.split("=") for item in command.group(1).split())
+    overrides = dict(item.split("=", 1) for item in command.group(1).split())
+    assert all(overrides[key] == value for key, value in (o.split("=", 1) for o in [*FAST, *SETUP]))
+    assert overrides["paths.data_dir"] == str(data_dir)  # the setup as given, so the command reproduces it
+    assert not [key for key in overrides if key.startswith(("range_test.", "hydra."))]
     assert float(overrides["policy.base_lr"]) == pytest.approx(bounds["base_lr"], rel=1e-3)
     assert float(overrides["policy.max_lr"]) == pytest.approx(bounds["max_lr"], rel=1e-3)
     assert int(overrides["policy.step_size"]) == bounds["step_size"]

@@ -123,6 +123,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         run = build_run(cfg)
         run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
         metrics = {name: float(value) for name, value in run.trainer.callback_metrics.items()}
+        log.info("final metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
         log_hparams(run.trainer, hparams(cfg, run.cyclic_lr), metrics)
     return metrics
 

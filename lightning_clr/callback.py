@@ -124,6 +124,8 @@ class CyclicLR(Callback):
         self._fitting = False
         self._manual_steps: list[int] | None = None  # per-optimizer step counts, manual optimization only
         self._plans: list[_Plan] = []
+        self.last_step: dict[str, float] = {}
+        """What the latest optimizer step used (the logged values: ``lr``, ``momentum``, ``cycle``, ...)."""
 
     @property
     def policy(self) -> Policy:
@@ -163,6 +165,7 @@ class CyclicLR(Callback):
         self.resolved = {}
         self._manual_steps = None
         self._plans = []
+        self.last_step = {}
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -223,6 +226,7 @@ class CyclicLR(Callback):
             return
         step = self._step(index, trainer)
         metrics = self._write_one(self._plans[index], step)
+        self.last_step.update(metrics)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         if self._manual_steps is not None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import RichProgressBar
 
+from lightning_clr.callback import CyclicLR
+
 __all__ = ["CLRProgressBar"]
 
 
 class CLRProgressBar(RichProgressBar):
-    """:class:`~lightning.pytorch.callbacks.RichProgressBar` that adds ``lr``: the LR the optimizer uses now.
+    """:class:`~lightning.pytorch.callbacks.RichProgressBar` that adds ``lr``: the LR of the latest step.
 
-    With a :class:`~lightning_clr.CyclicLR` that is the LR it set for the current optimizer step; with several
-    param groups (or optimizers) their LRs are listed, comma-separated. The LR is shown to 3 significant
+    With a :class:`~lightning_clr.CyclicLR` that is the LR its latest optimizer step used (the step whose loss
+    is shown beside it), else the LR in the optimizer; with several param groups (or optimizers) their LRs are
+    listed, comma-separated. The LR is shown to 3 significant
     digits (the bar's ``metrics_format`` of 3 decimals would show ``0.000`` for ``4e-4``). The loss is the
     module's ``train_loss``, logged with ``prog_bar=True``.
 
@@ -29,7 +32,11 @@ class CLRProgressBar(RichProgressBar):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
     ) -> dict[str, int | str | float | dict[str, float]]:
         metrics = super().get_metrics(trainer, pl_module)
-        lrs = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
+        cyclic = next((cb for cb in trainer.callbacks if isinstance(cb, CyclicLR) and cb.last_step), None)
+        if cyclic is not None:
+            lrs = [value for name, value in cyclic.last_step.items() if name.split("/")[0] == "lr"]
+        else:
+            lrs = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
         if lrs:
             metrics["lr"] = ", ".join(f"{float(lr):.3g}" for lr in lrs)
         return metrics

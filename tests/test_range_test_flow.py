@@ -100,7 +100,7 @@ def test_auto_bounds_train_and_a_resume_keeps_them(
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     states = checkpoint["callbacks"]
     clr_state = next(state for key, state in states.items() if key.startswith("CyclicLR"))
-    assert {key: clr_state["params"][key] for key in applied} == applied
+    assert {key: clr_state["params"][0][key] for key in applied} == applied
     policy = Triangular2(applied["base_lr"], applied["max_lr"], step_size=applied["step_size"])
     lr = scalars(tmp_path)["lr"]
     assert [step for step, _ in lr] == list(range(12))  # the test's 12 steps are not training steps
@@ -120,7 +120,7 @@ def test_auto_bounds_train_and_a_resume_keeps_them(
     assert (tmp_path / "range_test.csv").read_bytes() == curve
     resumed = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
     clr_state = next(state for key, state in resumed.items() if key.startswith("CyclicLR"))
-    assert {key: clr_state["params"][key] for key in applied} == applied
+    assert {key: clr_state["params"][0][key] for key in applied} == applied
     lr = scalars(tmp_path)["lr"]
     assert [step for step, _ in lr] == list(range(12, 18))
     assert [value for _, value in lr] == pytest.approx([policy(k) for k in range(12, 18)], rel=1e-6)

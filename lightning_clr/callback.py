@@ -20,7 +20,7 @@ from lightning_clr.policies import Policy
 
 _MOMENTUM_KEYS = ("betas", "momentum")
 # Resolved values and the configured arguments they were derived from.
-_DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs")}
+_DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs", "cycles")}
 
 
 class SetupError(ValueError):
@@ -131,6 +131,13 @@ class CyclicLR(Callback):
             self.resolved.update(changed)
         self._series = _series_names(trainer.optimizers)
         self._applied_step = -1
+        cycle_end_warning = getattr(self.policy, "cycle_end_warning", None)
+        if cycle_end_warning is not None and math.isfinite(trainer.estimated_stepping_batches):
+            batches = trainer.num_training_batches
+            per_epoch = None if math.isinf(batches) else math.ceil(batches / trainer.accumulate_grad_batches)
+            warning = cycle_end_warning(int(trainer.estimated_stepping_batches), per_epoch)
+            if warning is not None:
+                rank_zero_warn(warning)
 
     # --- every step -----------------------------------------------------------------------------------
 
@@ -212,7 +219,7 @@ class CyclicLR(Callback):
             if changed.isdisjoint(_DERIVED_FROM.get(key, (key,)))
         }
         if "step_size" in take:
-            take["step_size_epochs"] = None
+            take.update({key: None for key in ("step_size_epochs", "cycles") if key in self._configured})
         if take:
             self.policy = self.policy.replace(**take)
             self.resolved.update(take)

@@ -21,7 +21,7 @@ from lightning_clr.policies import Policy, check_momentum_bounds
 
 _MOMENTUM_KEYS = ("betas", "momentum")
 # Resolved values and the configured arguments they were derived from.
-_DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs")}
+_DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs", "cycles")}
 
 
 class SetupError(ValueError):
@@ -207,8 +207,12 @@ class CyclicLR(Callback):
                 self.resolved.update({k: v for k, v in new.params().items() if old.params()[k] != v})
             self.policies = resolved
         if not math.isinf(run_steps):
+            batches = trainer.num_training_batches
+            per_epoch = (
+                None if math.isinf(batches) else _optimizer_steps_per_epoch(trainer, self.policy, manual)
+            )
             for policy in self.policies:
-                problem = policy.run_length_problem(int(run_steps))
+                problem = policy.run_length_problem(int(run_steps), per_epoch)
                 if problem is not None:
                     rank_zero_warn(f"CyclicLR: {problem}")
         self._plans = self._make_plans(trainer.optimizers)
@@ -349,7 +353,7 @@ class CyclicLR(Callback):
             if changed.isdisjoint(_DERIVED_FROM.get(key, (key,)))
         }
         if "step_size" in take:
-            take["step_size_epochs"] = None
+            take.update({key: None for key in ("step_size_epochs", "cycles") if key in self.policy.params()})
         take = {key: value for key, value in take.items() if key in self.policy.params()}
         if take:
             self.policies = tuple(p.replace(**take) for p in self.policies)

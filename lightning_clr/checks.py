@@ -71,8 +71,10 @@ def build_policy(args: Mapping[str, Any]) -> tuple[Policy, list[str], dict[str, 
     policy_class = _policy_class(args.pop("_target_", None))
     pending = [key for key in AUTO_KEYS if args.get(key) == AUTO]
     args.update(_placeholders(args, pending))
-    if args.get("step_size") is not None and "step_size_epochs" in args:
-        args["step_size_epochs"] = None  # an explicit step size in iterations wins
+    # an explicit step size in iterations wins, then a number of cycles, then step_size_epochs
+    longer = ("step_size_epochs", "cycles") if args.get("step_size") is not None else ("step_size_epochs",)
+    if args.get("step_size") is not None or args.get("cycles") is not None:
+        args.update({key: None for key in longer if key in args})
     cycle_momentum = momentum.get("cycle_momentum", False)
     if not isinstance(cycle_momentum, bool):
         raise ConfigError(f"policy.cycle_momentum={cycle_momentum!r} must be true or false")

@@ -7,7 +7,9 @@ The cyclic policies follow Smith, "Cyclical Learning Rates for Training Neural N
     lr = base_lr + (max_lr - base_lr) * max(0, 1 - x) * scale
 
 with ``scale`` 1 (:class:`Triangular`), ``1 / 2**(cycle - 1)`` (:class:`Triangular2`) or
-``gamma**iteration`` (:class:`ExpRange`). :class:`Fixed` is the step-decay baseline the paper compares
+``gamma**iteration`` (:class:`ExpRange`). With ``final_anneal`` the last fraction of the run leaves the
+triangle and anneals (cosine) to ``base_lr / final_div_factor``; every step before it is Smith's.
+:class:`Fixed` is the step-decay baseline the paper compares
 against and :class:`OneCycle` is Smith's later 1cycle policy (2018), with the semantics of
 ``torch.optim.lr_scheduler.OneCycleLR``.
 
@@ -33,6 +35,7 @@ __all__ = [
     "Policy",
     "Triangular",
     "Triangular2",
+    "WholeCycles",
     "check_momentum_bounds",
 ]
 
@@ -83,8 +86,10 @@ class Policy:
         """
         return self
 
-    def run_length_problem(self, run_steps: int) -> str | None:
+    def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
         """Why a run of ``run_steps`` optimizer steps would not follow this schedule as meant, or None.
+
+        ``steps_per_epoch``, when known, lets the reason speak in epochs.
 
         Example::
 
@@ -122,6 +127,19 @@ class Policy:
         return f"{type(self).__name__}({arguments})"
 
 
+class WholeCycles(NamedTuple):
+    """How a run of ``total_steps`` optimizer steps fits a cyclic policy's cycles."""
+
+    cycles: float
+    """The run's length in cycles."""
+    cycle_steps: int
+    """Optimizer steps in one cycle (rise and fall)."""
+    ends_on_boundary: bool
+    """True when the run is a whole number of cycles: its last step is the one before a cycle starts."""
+    nearest_steps: int
+    """The whole-cycle run length nearest to ``total_steps`` (at least one cycle)."""
+
+
 class _CyclicPolicy(Policy):
     """Smith's triangle, written once; subclasses choose the amplitude with :meth:`scale`."""
 
@@ -130,34 +148,54 @@ class _CyclicPolicy(Policy):
     step_size: int | None
     step_size_down: int | None
     step_size_epochs: float | None
+    cycles: float | None
+    final_anneal: float
+    final_div_factor: float
+    total_steps: int | None
 
     def __post_init__(self) -> None:
         _set(self, "_bounds", _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr))
         _set(self, "num_groups", _group_count(self.base_lr, self.max_lr))
         _set(self, "base_lr", _normalised(self.base_lr))
         _set(self, "max_lr", _normalised(self.max_lr))
-        if self.step_size_epochs is None:
-            if self.step_size is None:
-                _fail("step_size", None, "must be given when step_size_epochs is None (give one of the two)")
+        lengths = {
+            name: getattr(self, name)
+            for name in ("step_size", "step_size_epochs", "cycles")
+            if getattr(self, name) is not None
+        }
+        if not lengths:
+            _fail("step_size", None, "must be given when step_size_epochs and cycles are None (give one)")
+        if len(lengths) > 1:
+            (name, value), *others = lengths.items()
+            given = " and ".join(f"{key}={other!r}" for key, other in others)
+            _fail(
+                name,
+                value,
+                f"cannot be combined with {given} (give one of step_size, step_size_epochs, cycles)",
+            )
+        if self.step_size is not None:
             _set(self, "step_size", _step_count("step_size", self.step_size))
-        else:
-            if self.step_size is not None:
-                _fail(
-                    "step_size",
-                    self.step_size,
-                    f"cannot be combined with step_size_epochs={self.step_size_epochs!r} "
-                    "(give one of the two)",
-                )
-            if self.step_size_down is not None:
-                _fail(
-                    "step_size_down",
-                    self.step_size_down,
-                    f"counts optimizer steps and cannot be combined with step_size_epochs="
-                    f"{self.step_size_epochs!r}: give step_size in optimizer steps too",
-                )
+        elif self.step_size_down is not None:
+            key = "step_size_epochs" if self.step_size_epochs is not None else "cycles"
+            _fail(
+                "step_size_down",
+                self.step_size_down,
+                f"counts optimizer steps and cannot be combined with {key}={lengths[key]!r}: "
+                "give step_size in optimizer steps too",
+            )
+        if self.step_size_epochs is not None:
             _set(self, "step_size_epochs", _positive("step_size_epochs", self.step_size_epochs))
+        if self.cycles is not None:
+            _set(self, "cycles", _positive("cycles", self.cycles))
         if self.step_size_down is not None:
             _set(self, "step_size_down", _step_count("step_size_down", self.step_size_down))
+        final_anneal = _number(self.final_anneal)
+        if final_anneal is None or not 0 <= final_anneal < 1:
+            _fail("final_anneal", self.final_anneal, "must be a number in [0, 1) (a fraction of the run)")
+        _set(self, "final_anneal", final_anneal)
+        _set(self, "final_div_factor", _positive("final_div_factor", self.final_div_factor))
+        if self.total_steps is not None:
+            _set(self, "total_steps", _step_count("total_steps", self.total_steps))
 
     def scale(self, cycle: int, iteration: int) -> float:
         """The amplitude factor in cycle ``cycle`` (1-based) at ``iteration``."""
@@ -170,11 +208,76 @@ class _CyclicPolicy(Policy):
 
     def __call__(self, iteration: int, group: int = 0) -> float:
         base_lr, max_lr = self._bounds[0 if self.num_groups is None else group]
-        return base_lr + (max_lr - base_lr) * self._height(iteration)
+        anneal = self._anneal_position(iteration)
+        if anneal is None:
+            return base_lr + (max_lr - base_lr) * self._height(iteration)
+        start, pct = anneal
+        return _cosine(
+            base_lr + (max_lr - base_lr) * self._height(start), base_lr / self.final_div_factor, pct
+        )
 
     def momentum_scale(self, iteration: int) -> float:
-        """``max(0, 1 - x) * scale``, so that momentum follows ``torch.optim.lr_scheduler.CyclicLR``."""
-        return self._height(iteration)
+        """``max(0, 1 - x) * scale``, so that momentum follows ``torch.optim.lr_scheduler.CyclicLR``.
+
+        In the final anneal it falls with the LR, from its value where the anneal starts to 0.
+        """
+        anneal = self._anneal_position(iteration)
+        if anneal is None:
+            return self._height(iteration)
+        start, pct = anneal
+        return _cosine(self._height(start), 0.0, pct)
+
+    def anneal_start(self) -> int | None:
+        """The first optimizer step of the final anneal, or None without one (``final_anneal=0``).
+
+        The anneal takes the last ``round(final_anneal * total_steps)`` steps (at least 1, and never the
+        first step): it starts from the plain policy's LR at the step before it and reaches
+        ``base_lr / final_div_factor`` at step ``total_steps - 1``.
+        """
+        if self.final_anneal == 0:
+            return None
+        if self.total_steps is None:
+            raise RuntimeError(
+                f"{self!r} anneals over the last final_anneal={self.final_anneal!r} of the run, whose "
+                "length (total_steps=None) must be resolved first with policy.resolve(steps_per_epoch, "
+                "total_steps); the CyclicLR callback does it when training starts"
+            )
+        length = min(self.total_steps - 1, max(1, round(self.final_anneal * self.total_steps)))
+        return None if length == 0 else self.total_steps - length
+
+    def _anneal_position(self, iteration: int) -> tuple[int, float] | None:
+        """``(last plain step, fraction of the anneal done)`` in the anneal; None before it."""
+        first = self.anneal_start()
+        if first is None or iteration < first:
+            return None
+        anchor = first - 1
+        return anchor, min(1.0, (iteration - anchor) / (self.total_steps - 1 - anchor))  # type: ignore[operator]
+
+    def whole_cycles(self, total_steps: int) -> WholeCycles:
+        """How a run of ``total_steps`` optimizer steps fits the cycles (Smith: stop at the end of one).
+
+        Example::
+
+            >>> Triangular(0.01, 0.1, step_size=100).whole_cycles(500)
+            WholeCycles(cycles=2.5, cycle_steps=200, ends_on_boundary=False, nearest_steps=600)
+        """
+        rise, fall = self._half_cycles()
+        cycle_steps = rise + fall
+        cycles = total_steps / cycle_steps
+        nearest = max(1, math.floor(cycles + 0.5)) * cycle_steps  # halves round up, to more training
+        return WholeCycles(cycles, cycle_steps, total_steps % cycle_steps == 0, nearest)
+
+    def whole_cycle_epochs(self, steps_per_epoch: int, epochs: float) -> int | None:
+        """The number of epochs nearest to ``epochs`` that is a whole number of cycles, or None if none is.
+
+        Example::
+
+            >>> Triangular(0.01, 0.1, step_size=160).whole_cycle_epochs(steps_per_epoch=40, epochs=20)
+            24
+        """
+        cycle_steps = self.whole_cycles(steps_per_epoch).cycle_steps
+        period = math.lcm(cycle_steps, steps_per_epoch) // steps_per_epoch  # epochs of whole cycles
+        return max(1, math.floor(epochs / period + 0.5)) * period
 
     def _height(self, iteration: int) -> float:
         """``max(0, 1 - x) * scale`` of Smith's formula: 0 at base_lr, 1 at an unscaled peak."""
@@ -186,32 +289,88 @@ class _CyclicPolicy(Policy):
         x = 1 - position / rise if position <= rise else (position - rise) / fall
         return max(0.0, 1 - x) * self.scale(cycle, iteration)
 
+    def _cycle_end_problem(self, total_steps: int, steps_per_epoch: int | None = None) -> str | None:
+        """Why a run of ``total_steps`` steps does not end on a cycle boundary, or None when it does.
+
+        None too with ``final_anneal > 0``, whose anneal ends the run wherever the cycle stands.
+
+        Example::
+
+            >>> print(Triangular(0.01, 0.1, step_size=160).run_length_problem(800, steps_per_epoch=40))
+            The run is 800 optimizer steps (20 epochs) but a cycle is 320 (8 epochs): it ends 2.5 cycles in, \
+not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles set trainer.max_epochs=24 \
+(or max_steps=960), or policy.cycles=2 or policy.final_anneal.
+        """
+        if self.final_anneal > 0:
+            return None
+        fit = self.whole_cycles(total_steps)
+        if fit.ends_on_boundary:
+            return None
+        run, cycle, fix = (
+            f"{total_steps} optimizer steps",
+            f"{fit.cycle_steps}",
+            f"max_steps={fit.nearest_steps}",
+        )
+        if steps_per_epoch:
+            run += f" ({_epochs(total_steps / steps_per_epoch)})"
+            cycle += f" ({_epochs(fit.cycle_steps / steps_per_epoch)})"
+            epochs = self.whole_cycle_epochs(steps_per_epoch, total_steps / steps_per_epoch)
+            fix = f"max_epochs={epochs} (or {fix})"
+        return (
+            f"The run is {run} but a cycle is {cycle}: it ends {fit.cycles:.3g} cycles in, not on a cycle "
+            f"boundary (Smith: stop at the end of a cycle). For whole cycles set trainer.{fix}, or "
+            f"policy.cycles={max(1, round(fit.cycles))} or policy.final_anneal."
+        )
+
     @property
     def needs_resolution(self) -> bool:
-        return self.step_size is None
+        return self.step_size is None or (self.final_anneal > 0 and self.total_steps is None)
 
     def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
+        """A copy with ``step_size`` (from ``step_size_epochs`` or ``cycles``) and ``total_steps`` known.
+
+        ``cycles`` gives ``step_size = round(total_steps / (2 * cycles))``; the run length is the policy's
+        own ``total_steps`` when given, else the ``total_steps`` argument.
+        """
         if not self.needs_resolution:
             return self
-        epochs = self.step_size_epochs  # type: ignore[attr-defined]
-        steps = _step_count("steps_per_epoch", steps_per_epoch, f" to resolve step_size_epochs={epochs!r}")
-        return self.replace(step_size=max(1, round(epochs * steps)), step_size_epochs=None)
+        changes: dict[str, Any] = {}
+        run = self.total_steps
+        if run is None and (self.cycles is not None or self.final_anneal > 0):
+            needs = "cycles" if self.cycles is not None else "final_anneal"
+            run = _run_length(total_steps, f" to resolve {needs}={getattr(self, needs)!r}")
+            if self.final_anneal > 0:
+                changes["total_steps"] = run
+        if self.step_size is None and self.cycles is not None:
+            changes.update(step_size=max(1, round(run / (2 * self.cycles))), cycles=None)  # type: ignore[operator]
+        elif self.step_size is None:
+            epochs = self.step_size_epochs
+            steps = _step_count(
+                "steps_per_epoch", steps_per_epoch, f" to resolve step_size_epochs={epochs!r}"
+            )
+            changes.update(step_size=max(1, round(epochs * steps)), step_size_epochs=None)  # type: ignore[operator]
+        return self.replace(**changes)
 
-    def run_length_problem(self, run_steps: int) -> str | None:
+    def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
         rise, _ = self._half_cycles()
         if rise > run_steps:
             return (
                 f"step_size={rise} is longer than the run ({run_steps} optimizer steps): "
                 "the LR never reaches max_lr"
             )
-        return None
+        return self._cycle_end_problem(run_steps, steps_per_epoch)
+
+    @property
+    def needs_run_length(self) -> bool:
+        return self.total_steps is None and (self.cycles is not None or self.final_anneal > 0)
 
     def _half_cycles(self) -> tuple[int, int]:
         if self.step_size is None:
+            given = "in epochs (step_size_epochs)" if self.cycles is None else "as a number of cycles"
             raise RuntimeError(
-                f"{self!r} gives its step size in epochs (step_size_epochs), which must be resolved to "
-                "optimizer steps first with policy.resolve(steps_per_epoch); the CyclicLR callback does it "
-                "when training starts"
+                f"{self!r} gives its step size {given}, which must be resolved to optimizer steps first with "
+                "policy.resolve(steps_per_epoch, total_steps); the CyclicLR callback does it when training "
+                "starts"
             )
         return self.step_size, self.step_size if self.step_size_down is None else self.step_size_down
 
@@ -227,11 +386,19 @@ class Triangular(_CyclicPolicy):
         step_size_down: optimizer steps in the falling half (default ``step_size``), as in
             ``torch.optim.lr_scheduler.CyclicLR(step_size_up=..., step_size_down=...)``.
         step_size_epochs: ``step_size`` in epochs instead, resolved once the epoch length is known.
+        cycles: ``step_size`` from the run length instead: ``round(total_steps / (2 * cycles))``, so the run
+            ends on a cycle boundary (Smith: stop at the end of a cycle), resolved when training starts.
+        final_anneal: the fraction of the run, in [0, 1), at its end in which the LR leaves the cycle and
+            anneals (cosine) from the policy's value down to ``base_lr / final_div_factor``; 0 keeps Smith's
+            policy to the last step.
+        final_div_factor: ``base_lr / final_div_factor`` is the LR of the last step when ``final_anneal > 0``.
+        total_steps: optimizer steps in the run, for ``cycles`` and ``final_anneal``; None resolves it when
+            training starts (as :class:`OneCycle`).
 
     Raises:
         ValueError: on a non-positive or non-numeric bound, ``base_lr >= max_lr`` in some group,
-            bounds lists of different lengths, a step size that is not an integer >= 1, or neither or
-            both of ``step_size`` and ``step_size_epochs``.
+            bounds lists of different lengths, a step size that is not an integer >= 1, none or several
+            of ``step_size``, ``step_size_epochs`` and ``cycles``, or ``final_anneal`` not in [0, 1).
 
     Example::
 
@@ -240,6 +407,9 @@ class Triangular(_CyclicPolicy):
         (0.001, 0.0035, 0.006, 0.001)
         >>> Triangular(0.001, 0.006, step_size_epochs=4).resolve(steps_per_epoch=500).step_size
         2000
+        >>> annealed = Triangular(0.001, 0.006, step_size=2000, final_anneal=0.1, total_steps=10000)
+        >>> annealed(8999) == policy(8999), annealed(9999)  # Smith's triangle, then down to base_lr / 100
+        (True, 1e-05)
     """
 
     name: ClassVar[str] = "triangular"
@@ -250,6 +420,10 @@ class Triangular(_CyclicPolicy):
     step_size_down: int | None = None
     _: KW_ONLY
     step_size_epochs: float | None = None
+    cycles: float | None = None
+    final_anneal: float = 0.0
+    final_div_factor: float = 100.0
+    total_steps: int | None = None
 
     def scale(self, cycle: int, iteration: int) -> float:
         return 1.0
@@ -286,7 +460,7 @@ class ExpRange(_CyclicPolicy):
         step_size: optimizer steps in the rising half cycle; None only with ``step_size_epochs``.
         gamma: amplitude factor per optimizer step, in (0, 1] (e.g. 0.99994).
         step_size_down: optimizer steps in the falling half (default ``step_size``).
-        step_size_epochs: ``step_size`` in epochs instead, resolved once the epoch length is known.
+        step_size_epochs, cycles, final_anneal, final_div_factor, total_steps: as :class:`Triangular`.
 
     Raises:
         ValueError: as :class:`Triangular`, and when ``gamma`` is not in (0, 1].
@@ -307,6 +481,10 @@ class ExpRange(_CyclicPolicy):
     step_size_down: int | None = None
     _: KW_ONLY
     step_size_epochs: float | None = None
+    cycles: float | None = None
+    final_anneal: float = 0.0
+    final_div_factor: float = 100.0
+    total_steps: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -493,7 +671,7 @@ class OneCycle(Policy):
     def needs_run_length(self) -> bool:
         return self.total_steps is None
 
-    def run_length_problem(self, run_steps: int) -> str | None:
+    def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
         total = self.total_steps
         if total is not None and total > run_steps:
             return (
@@ -570,6 +748,23 @@ def _gamma(value: Any) -> float:
     if number is None or not 0 < number <= 1:
         _fail("gamma", value, "must be in (0, 1]")
     return number
+
+
+def _epochs(count: float) -> str:
+    return f"{count:g} epoch{'' if count == 1 else 's'}"
+
+
+def _cosine(start: float, end: float, pct: float) -> float:
+    """From ``start`` (``pct`` 0) to ``end`` (``pct`` 1) along half a cosine, as ``OneCycleLR``."""
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+def _run_length(total_steps: Any, purpose: str) -> int:
+    """The run's optimizer steps as an integer >= 1; an unbounded run (None, inf) is an error."""
+    number = _number(total_steps)
+    if number is None:
+        _fail("total_steps", total_steps, f"must be a finite number of optimizer steps{purpose}")
+    return _step_count("total_steps", number, purpose)
 
 
 def _step_count(name: str, value: Any, purpose: str = "") -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import lightning as L
@@ -237,3 +238,39 @@ def test_resume_with_another_policy_warns_and_uses_it(tmp_path: Any) -> None:
     ):
         resumed = _resume_run(tmp_path, old, stop_after=2, resume_policy=new)
     assert resumed[20:] == [new(k) for k in range(20, 60)]
+
+
+class StopAfter(L.Callback):
+    """Stop the fit after ``epochs`` epochs, as a preempted job would, whatever ``max_epochs`` says."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
+def test_final_anneal_and_cycles_resume_exactly(tmp_path: Any) -> None:
+    policy = Triangular2(0.001, 0.006, cycles=2, final_anneal=0.2, final_div_factor=10.0)
+    uninterrupted = Recorder()
+    fit([CyclicLR(policy), uninterrupted], max_epochs=6)
+    expected = Triangular2(0.001, 0.006, 15, final_anneal=0.2, final_div_factor=10.0, total_steps=60)
+    assert [lrs[0] for lrs in uninterrupted.lrs] == [expected(k) for k in range(60)]
+    assert uninterrupted.lrs[-1][0] == pytest.approx(0.0001)
+    first, second = Recorder(), Recorder()
+    trainer, _ = fit([CyclicLR(policy), first, StopAfter(2)], max_epochs=6)
+    trainer.save_checkpoint(tmp_path / "preempted.ckpt")
+    fit([CyclicLR(policy), second], ckpt_path=tmp_path / "preempted.ckpt", max_epochs=6)
+    assert len(first.lrs) == 20
+    assert first.lrs + second.lrs == uninterrupted.lrs
+
+
+def test_a_run_that_ends_mid_cycle_is_warned_about() -> None:
+    with pytest.warns(UserWarning, match=r"30 optimizer steps \(3 epochs\) but a cycle is 8 \(0.8 epochs\)"):
+        fit([CyclicLR(Triangular(0.001, 0.006, step_size=4))])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*cycle boundary")
+        fit([CyclicLR(Triangular(0.001, 0.006, step_size=5))])  # 30 steps: 3 cycles of 10
+        fit([CyclicLR(Triangular(0.001, 0.006, cycles=3))])
+        fit([CyclicLR(Triangular(0.001, 0.006, step_size=4, final_anneal=0.1))])

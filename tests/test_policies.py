@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import pickle
 import warnings
+from itertools import pairwise
 
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from lightning_clr.plotting import plot_schedule
-from lightning_clr.policies import ExpRange, Fixed, OneCycle, Policy, Triangular, Triangular2
+from lightning_clr.policies import ExpRange, Fixed, OneCycle, Policy, Triangular, Triangular2, WholeCycles
 
 REL = 1e-9
 
@@ -220,6 +221,84 @@ def test_fixed_matches_multistep_lr() -> None:
     assert Fixed(0.05)(10**6) == 0.05
 
 
+# --- the final anneal and whole cycles -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
+@pytest.mark.parametrize(
+    ("base_lr", "max_lr"), [(0.001, 0.006), ([0.001, 0.02], [0.006, 0.1])], ids=["scalar", "per_group"]
+)
+def test_final_anneal_keeps_every_step_before_it_and_ends_at_base_over_div(mode, base_lr, max_lr) -> None:
+    gamma, total = 0.9997, 3000
+    arguments = dict(final_anneal=0.15, final_div_factor=50.0, total_steps=total)
+    policy = {
+        "triangular": Triangular(base_lr, max_lr, 400, **arguments),
+        "triangular2": Triangular2(base_lr, max_lr, 400, **arguments),
+        "exp_range": ExpRange(base_lr, max_lr, 400, gamma, **arguments),
+    }[mode]
+    plain = policy.replace(final_anneal=0.0)
+    first = policy.anneal_start()
+    assert first == total - 450
+    groups = policy.num_groups or 1
+    bases = base_lr if isinstance(base_lr, list) else [base_lr]
+
+    def make_scheduler(optimizer):
+        return torch.optim.lr_scheduler.CyclicLR(
+            optimizer, bases, max_lr, step_size_up=400, mode=mode, gamma=gamma, cycle_momentum=True,
+            base_momentum=0.85, max_momentum=0.95,
+        )  # fmt: skip
+
+    lr_trace, momentum_trace = _torch_run(make_scheduler, bases, first)
+    _assert_same_schedule(policy, lr_trace, momentum_trace, 0.85, 0.95)
+    for group in range(groups):
+        assert [policy(it, group) for it in range(first)] == [plain(it, group) for it in range(first)]
+        annealed = [policy(it, group) for it in range(first - 1, total)]
+        assert annealed[0] == plain(first - 1, group)  # the anneal starts where the policy stood
+        assert all(a > b for a, b in pairwise(annealed))  # and falls at every step
+        assert policy(total - 1, group) == pytest.approx(bases[group] / 50.0, rel=REL)
+        assert policy(total + 100, group) == policy(total - 1, group)  # past the run it holds
+    assert policy.momentum_scale(total - 1) == 0.0
+
+
+def test_final_anneal_resolves_the_run_length_and_cycles_the_step_size() -> None:
+    policy = Triangular2(0.01, 0.1, step_size_epochs=2, final_anneal=0.1)
+    assert policy.needs_resolution
+    with pytest.raises(RuntimeError, match="step_size_epochs"):
+        policy(0)
+    resolved = policy.resolve(steps_per_epoch=40, total_steps=800)
+    assert resolved == Triangular2(0.01, 0.1, step_size=80, final_anneal=0.1, total_steps=800)
+    assert resolved(799) == pytest.approx(0.0001, rel=REL)
+    given = Triangular(0.01, 0.1, step_size=80, final_anneal=0.1, total_steps=500)
+    assert given.resolve(40, total_steps=800) is given  # a given total_steps is kept
+    assert Triangular(0.01, 0.1, cycles=3).resolve(None, total_steps=800) == Triangular(0.01, 0.1, 133)
+    assert ExpRange(0.01, 0.1, None, 0.99, cycles=4, total_steps=800).resolve(None) == ExpRange(
+        0.01, 0.1, 100, 0.99, total_steps=800
+    )
+    with pytest.raises(ValueError, match=r"^total_steps=inf must be a finite number .* cycles=2.0"):
+        Triangular(0.01, 0.1, cycles=2).resolve(40, total_steps=float("inf"))
+    with pytest.raises(ValueError, match=r"^total_steps=None .* final_anneal=0.2"):
+        Triangular(0.01, 0.1, 10, final_anneal=0.2).resolve(40)
+    with pytest.raises(RuntimeError, match="total_steps=None"):
+        Triangular(0.01, 0.1, 10, final_anneal=0.2)(0)
+
+
+def test_whole_cycles_and_the_warning_for_a_run_that_ends_mid_cycle() -> None:
+    policy = Triangular(0.065, 0.2, step_size=160)  # the former default: 4 epochs of 40 steps
+    assert policy.whole_cycles(800) == WholeCycles(2.5, 320, False, 960)
+    assert policy.whole_cycles(960) == WholeCycles(3.0, 320, True, 960)
+    assert policy.whole_cycles(100).nearest_steps == 320  # at least one cycle
+    assert policy.whole_cycle_epochs(steps_per_epoch=40, epochs=20) == 24
+    assert Triangular(0.1, 1.0, step_size=30).whole_cycle_epochs(40, 10) == 9  # 60-step cycles: 3 epochs
+    warning = policy.run_length_problem(800, steps_per_epoch=40)
+    assert warning is not None
+    for part in ("800 optimizer steps (20 epochs)", "a cycle is 320 (8 epochs)", "2.5 cycles in",
+                 "trainer.max_epochs=24 (or max_steps=960)"):  # fmt: skip
+        assert part in warning
+    assert policy.run_length_problem(960, 40) is None
+    assert policy.replace(final_anneal=0.1, total_steps=800).run_length_problem(800, 40) is None
+    assert Triangular(0.065, 0.2, step_size=100).run_length_problem(800, 40) is None  # the new default
+
+
 # --- resolution, copies, equality ---------------------------------------------------------------------
 
 
@@ -330,6 +409,15 @@ def test_replace_validates() -> None:
         (lambda: ExpRange(0.001, 0.01, 10, 0), "gamma"),
         (lambda: ExpRange(0.001, 0.01, 10, "abc"), "gamma"),
         (lambda: ExpRange(0.001, 0.01, None, 0.99), "step_size"),
+        (lambda: Triangular(0.001, 0.01, 10, final_anneal=1.0), "final_anneal"),
+        (lambda: Triangular2(0.001, 0.01, 10, final_anneal=-0.1), "final_anneal"),
+        (lambda: ExpRange(0.001, 0.01, 10, 0.99, final_anneal="end"), "final_anneal"),
+        (lambda: Triangular(0.001, 0.01, 10, final_div_factor=0), "final_div_factor"),
+        (lambda: Triangular(0.001, 0.01, 10, total_steps=0), "total_steps"),
+        (lambda: Triangular(0.001, 0.01, cycles=0), "cycles"),
+        (lambda: Triangular(0.001, 0.01, 10, cycles=4), "step_size"),
+        (lambda: Triangular(0.001, 0.01, step_size_epochs=2, cycles=4), "step_size_epochs"),
+        (lambda: Triangular(0.001, 0.01, step_size_down=5, cycles=4), "step_size_down"),
         (lambda: Fixed(0), "lr"),
         (lambda: Fixed("abc"), "lr"),
         (lambda: Fixed(0.1, [20, 10]), "milestones"),
@@ -366,6 +454,10 @@ def test_invalid_arguments_name_the_argument(make, argument: str) -> None:
         (lambda: Triangular(0.001, 0.01, 0), "step_size=0 must be an integer >= 1"),
         (lambda: ExpRange(0.001, 0.01, 10, 1.5), "gamma=1.5 must be in (0, 1]"),
         (lambda: Triangular(-1.0, 0.01, 10), "base_lr=-1.0 must be > 0"),
+        (
+            lambda: Triangular(0.001, 0.01, 10, final_anneal=1),
+            "final_anneal=1 must be a number in [0, 1) (a fraction of the run)",
+        ),
         (lambda: Triangular("abc", 0.01, 10), "base_lr='abc' must be a number > 0"),
         (
             lambda: Triangular([0.001, 0.02], 0.01, 10),

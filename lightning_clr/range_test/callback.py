@@ -172,8 +172,11 @@ class LRRangeTest(Callback):
                 if changes["step_size"] is None:
                     rank_zero_warn("The range test found no step size (the train loader has no length).")
                     del changes["step_size"]
-                elif getattr(getattr(target, "policy", None), "step_size_epochs", None) is not None:
-                    changes["step_size_epochs"] = None
+                else:
+                    policy = getattr(target, "policy", None)
+                    for key in ("step_size_epochs", "cycles"):
+                        if getattr(policy, key, None) is not None:
+                            changes[key] = None
             if changes:
                 target.update_policy(**changes)
         if not targets and self.update and not self.stop_after_test:

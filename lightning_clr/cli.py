@@ -23,7 +23,15 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def config_dir() -> Path:
+    """The configs: ``lightning_clr/conf/`` in an installed wheel, else the source tree's ``conf/``."""
+    package = Path(__file__).resolve().parent
+    packaged = package / "conf"
+    return packaged if packaged.is_dir() else package.parent / "conf"
+
+
+CONFIG_DIR = config_dir()
 
 
 def override_error(
@@ -34,6 +42,9 @@ def override_error(
     >>> override_error(["policy=nope"]).split(";")[0]
     "policy=nope is not a config of group 'policy'"
     """
+    from lightning_clr.schemas import register  # reads Trainer's signature: imports Lightning
+
+    register()
     try:
         variants = _variants(overrides)
     except HydraException as error:
@@ -54,7 +65,11 @@ def override_error(
 
 
 def hydra_app(task: Callable[[DictConfig], Any], config_name: str = "config") -> None:
-    """Run ``task`` as a Hydra app over ``conf/``, checking the overrides first."""
+    """Run ``task`` as a Hydra app over ``conf/``, checking the overrides first.
+
+    The app's schemas and resolvers are registered here (:func:`~lightning_clr.schemas.register`), not on
+    ``import lightning_clr``.
+    """
     # Lightning 2.6 with torch >= 2.10 warns about its own use of torch's pytree API on every run
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-") and "=" in arg]

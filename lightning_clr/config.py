@@ -19,10 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_clr.callback import CyclicLR
 from lightning_clr.policies import Policy
 from lightning_clr.range_test import LRRangeTest
+from lightning_clr.range_test.callback import UPDATABLE
 
 AUTO = "auto"
-#: Policy arguments that ``auto`` hands to the LR range test.
-AUTO_KEYS = ("base_lr", "max_lr", "step_size")
+#: Policy arguments that ``auto`` hands to the LR range test: those it can supply.
+AUTO_KEYS = UPDATABLE
 #: Keys of the ``policy`` group that configure the callback rather than the policy.
 MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
 
@@ -82,7 +83,7 @@ def build_cyclic_lr(policy_cfg: DictConfig | Mapping[str, Any]) -> CyclicLR:
 def build_range_test(range_test_cfg: DictConfig | Mapping[str, Any], **kwargs: Any) -> LRRangeTest:
     """The :class:`LRRangeTest` for ``auto`` policy arguments, from the ``range_test`` group.
 
-    >>> build_range_test({"min_lr": 1e-4, "max_lr": 1.0, "num_epochs": 2}).update
+    >>> build_range_test({"min_lr": 1e-4, "num_epochs": 2}).update
     'pending'
     """
     args = {**_plain(range_test_cfg, "range_test"), **kwargs}

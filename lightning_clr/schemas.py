@@ -7,8 +7,9 @@ installed Lightning: every argument keeps its default, and arguments of a plain 
 ``bool``, ``str``, or one of those or None) are typed; the others (devices, precision, ...) are left to the
 constructor, whose error is still reported against its key.
 
-Each group's YAML lists ``schema`` first in its defaults; :func:`register` (run on import of
-``lightning_clr``) makes it known to Hydra.
+Each group's YAML lists ``schema`` first in its defaults; :func:`register` makes it known to Hydra. The
+app calls it when it starts (:func:`lightning_clr.cli.hydra_app`); ``import lightning_clr`` registers
+nothing.
 
 Example::
 
@@ -23,14 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 import typing
 from collections.abc import Callable, Collection
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from lightning.pytorch import Trainer
-from omegaconf import OmegaConf
 
 from lightning_clr.range_test import LRRangeTest
 
@@ -70,20 +69,10 @@ def range_test_schema() -> type:
 
 
 def register() -> None:
-    """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore.
-
-    Also registers the ``times`` resolver (``${times:100,${optimizer.lr}}``) the range-test span uses.
-    """
-    OmegaConf.register_new_resolver(
-        "times", lambda *factors: math.prod(float(f) for f in factors), replace=True
-    )
+    """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore."""
     store = ConfigStore.instance()
     store.store(group="trainer", name="schema", node=trainer_schema())
     store.store(group="range_test", name="schema", node=range_test_schema())
-
-
-def _times(*factors: Any) -> float:
-    return math.prod(float(factor) for factor in factors)
 
 
 def _field_type(hint: Any) -> Any:

@@ -13,7 +13,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-import lightning_clr  # noqa: F401 - registers the config schemas with Hydra's ConfigStore
+from lightning_clr.schemas import register
+
+register()  # the config schemas, as the app registers them when it starts
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"

@@ -231,7 +231,7 @@ def test_num_epochs_counts_optimizer_steps_of_the_train_loader():
     train, _ = loaders()  # 192 samples / 32 = 6 batches per epoch
     result = CLRTuner(make_trainer()).range_test(Model(), train, num_epochs=1.5)
     assert len(result.lrs) == 9 and result.steps_per_epoch == 6
-    result = CLRTuner(make_trainer(limit_train_batches=4)).range_test(Model(), train)
+    result = CLRTuner(make_trainer(limit_train_batches=4)).range_test(Model(), train, max_lr=1.0)
     assert len(result.lrs) == 16  # the default, 4 epochs, of the limited epoch
 
 

@@ -13,15 +13,21 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from lightning.pytorch.utilities.exceptions import _TunerExitException
 
-from lightning_clr.range_test.loop import RangeTestConfig, group_ratios, run_range_test
+from lightning_clr import compat
+from lightning_clr.range_test.loop import (
+    DEFAULT_MIN_LR,
+    RangeTestConfig,
+    group_ratios,
+    run_range_test,
+)
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.suggest import Bounds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+#: Policy arguments the test can supply (``auto`` in the ``policy`` config group).
 UPDATABLE = ("base_lr", "max_lr", "step_size")
 
 
@@ -40,7 +46,9 @@ class LRRangeTest(Callback):
 
     Args:
         min_lr: the LR of the first step, > 0.
-        max_lr: the LR of the last step, > ``min_lr``.
+        max_lr: the LR of the last step, > ``min_lr``; None: 100 times the optimizer's LR (of param
+            group 0) when the test starts, so the span follows the optimizer (SGD at 0.01 tests up to 1,
+            Adam at 0.001 up to 0.1).
         num_steps: optimizer steps of the test, >= 2; or
         num_epochs: its length in epochs of the train loader (default 4 when neither is given).
         mode: ``"linear"`` or ``"exponential"``.
@@ -73,7 +81,7 @@ class LRRangeTest(Callback):
         >>> from lightning_clr.policies import Triangular
         >>> from lightning_clr.range_test import LRRangeTest
         >>> clr = CyclicLR(Triangular(1e-3, 1e-2, step_size=100), pending=("base_lr", "max_lr"))
-        >>> range_test = LRRangeTest(min_lr=1e-4, max_lr=1.0, num_epochs=4)
+        >>> range_test = LRRangeTest(num_epochs=4)  # 1e-4 to 100x the optimizer's LR
         >>> trainer = L.Trainer(callbacks=[range_test, clr])  # doctest: +SKIP
         >>> trainer.fit(model, datamodule=dm)  # doctest: +SKIP
         >>> range_test.bounds  # doctest: +SKIP
@@ -82,8 +90,8 @@ class LRRangeTest(Callback):
 
     def __init__(
         self,
-        min_lr: float = 1e-5,
-        max_lr: float = 1.0,
+        min_lr: float = DEFAULT_MIN_LR,
+        max_lr: float | None = None,
         num_steps: int | None = None,
         num_epochs: float | None = None,
         mode: str = "linear",
@@ -128,7 +136,7 @@ class LRRangeTest(Callback):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(monitor=self.config.monitor, mode=self.config.mode)
+        return compat.state_key(self, monitor=self.config.monitor, mode=self.config.mode)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.bounds is None:  # else known from a checkpoint or an earlier fit: apply, do not test again
@@ -141,7 +149,7 @@ class LRRangeTest(Callback):
                 self._report(trainer)
         self._apply(trainer)
         if self.stop_after_test:
-            raise _TunerExitException()
+            raise compat.TunerExit()
 
     @staticmethod
     def _per_group(bounds: Bounds, group_lrs: list[float]) -> dict[str, Any]:
@@ -226,23 +234,17 @@ class CLRTuner:
         train_dataloaders: Any = None,
         val_dataloaders: Any = None,
         datamodule: pl.LightningDataModule | None = None,
-        min_lr: float = 1e-5,
-        max_lr: float = 1.0,
-        num_steps: int | None = None,
-        num_epochs: float | None = None,
-        mode: str = "linear",
-        monitor: str = "loss",
-        **options: Any,
+        **settings: Any,
     ) -> RangeTestResult:
-        """Run the test and return its curve; ``options`` are further :class:`LRRangeTest` arguments.
+        """Run the test and return its curve; ``settings`` are :class:`LRRangeTest`'s arguments and defaults.
 
         Raises:
             ValueError: as :class:`LRRangeTest`.
         """
         trainer = self._trainer
-        options.setdefault("progress_bar", _shows_progress(trainer))
-        options.setdefault("update", ())
-        callback = LRRangeTest(min_lr, max_lr, num_steps, num_epochs, mode, monitor, **options)
+        settings.setdefault("progress_bar", _shows_progress(trainer))
+        settings.setdefault("update", ())
+        callback = LRRangeTest(**settings)
         callback.stop_after_test = True
         callbacks, loggers = trainer.callbacks, trainer.loggers
         trainer.callbacks, trainer.loggers = [callback], []

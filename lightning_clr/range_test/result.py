@@ -83,10 +83,10 @@ class RangeTestResult:
         Returns a :class:`matplotlib.figure.Figure` that is not registered with ``pyplot``: save it with
         ``fig.savefig(path)``, or display it in a notebook by leaving it as a cell's value.
         """
-        from matplotlib.figure import Figure
+        from lightning_clr.plotting import new_figure
 
         if ax is None:
-            fig = Figure(figsize=(7, 4.5), layout="constrained")
+            fig = new_figure(figsize=(7, 4.5))
             ax = fig.subplots()
         else:
             fig = ax.figure

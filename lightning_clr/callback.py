@@ -125,7 +125,8 @@ class CyclicLR(Callback):
             )
         if self.policy.needs_resolution:
             steps_per_epoch = _optimizer_steps_per_epoch(trainer, self.policy)
-            resolved = self.policy.resolve(steps_per_epoch, trainer.estimated_stepping_batches)
+            total = trainer.estimated_stepping_batches  # inf when neither max_epochs nor max_steps is set
+            resolved = self.policy.resolve(steps_per_epoch, int(total) if math.isfinite(total) else None)
             changed = {k: v for k, v in resolved.params().items() if self.policy.params()[k] != v}
             self.policy = resolved
             self.resolved.update(changed)

@@ -93,7 +93,7 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
                 values = []
             choices.append([f"{key}={v}" for v in values])
         else:
-            choices.append([override.input_line])
+            choices.append([str(override.input_line)])  # set for every override parsed from text
     first = [options[0] for options in choices if options]
     variants = [first]
     for i, options in enumerate(choices):

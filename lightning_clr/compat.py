@@ -59,7 +59,7 @@ def val_dataloaders(trainer: Trainer) -> Any:
     return _request_dataloader(source) if source.is_defined() else None
 
 
-def prepare_for_fit(trainer: Trainer, stage: RunningStage, dataloader: object) -> object:
+def prepare_for_fit(trainer: Trainer, stage: RunningStage, dataloader: object) -> Any:
     """``dataloader`` as ``fit`` uses it for ``stage``: distributed sampler injected, loader checks run."""
     return _process_dataloader(trainer, TrainerFn.FITTING, stage, dataloader)
 

@@ -88,7 +88,7 @@ def plot_schedule(
     lr_axis.set_ylabel("learning rate")
     lr_axis.ticklabel_format(axis="y", style="plain")
 
-    if with_momentum:
+    if base_momentum is not None and max_momentum is not None:
         momentum_axis = axes[1]
         amplitude = max_momentum - base_momentum
         for index, policy in enumerate(labelled.values()):

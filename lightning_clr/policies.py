@@ -80,7 +80,7 @@ class Policy:
         for key, value in changes.items():
             if key not in arguments:
                 _fail(key, value, f"is not an argument of {type(self).__name__} ({', '.join(arguments)})")
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # every subclass is a dataclass
 
     def params(self) -> dict[str, Any]:
         """The constructor arguments as plain Python values (per-group bounds as lists)."""
@@ -107,6 +107,8 @@ class _CyclicPolicy(Policy):
     step_size: int | None
     step_size_down: int | None
     step_size_epochs: float | None
+    _bounds: tuple[tuple[float, float], ...]
+    """(base_lr, max_lr) per param group, set in ``__post_init__``."""
 
     def __post_init__(self) -> None:
         _set(self, "_bounds", _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr))
@@ -239,7 +241,7 @@ class Triangular2(Triangular):
     name: ClassVar[str] = "triangular2"
 
     def scale(self, cycle: int, iteration: int) -> float:
-        return 1 / 2 ** (cycle - 1)
+        return 0.5 ** (cycle - 1)
 
 
 @dataclass(frozen=True, repr=False)
@@ -322,7 +324,8 @@ class Fixed(Policy):
         _set(self, "gamma", _gamma(self.gamma))
 
     def __call__(self, iteration: int, group: int = 0) -> float:
-        lr = self._lrs if self.num_groups is None else self._lrs[group]
+        lrs: float | tuple[float, ...] = self._lrs  # type: ignore[attr-defined]  # set in __post_init__
+        lr = lrs if isinstance(lrs, float) else lrs[group]
         return lr * self.gamma ** bisect_right(self.milestones, iteration)
 
     def momentum_scale(self, iteration: int) -> float:
@@ -424,7 +427,7 @@ class OneCycle(Policy):
 
     def _locate(self, iteration: int) -> tuple[_Phase, float]:
         """The phase that ``iteration`` falls in and the fraction of it done, as OneCycleLR finds them."""
-        phases = self._phases
+        phases: tuple[_Phase, ...] | None = self._phases  # type: ignore[attr-defined]  # see __post_init__
         if phases is None:
             raise RuntimeError(
                 f"{self!r} has total_steps=None, which must be resolved first with "
@@ -445,7 +448,8 @@ class OneCycle(Policy):
         return (end - start) * pct + start
 
     def __call__(self, iteration: int, group: int = 0) -> float:
-        levels = self._levels[0 if self.num_groups is None else group]
+        per_group: tuple[tuple[float, float, float], ...] = self._levels  # type: ignore[attr-defined]
+        levels = per_group[0 if self.num_groups is None else group]
         phase, pct = self._locate(iteration)
         return self._anneal(levels[phase.start_level], levels[phase.end_level], pct)
 

@@ -78,7 +78,7 @@ def range_test(cfg: DictConfig) -> Bounds:
     """
     run = build_run(cfg, with_policy=False)
     tester = build_range_test(cfg.range_test, output_dir=cfg.paths.output_dir, update=())
-    run.trainer.callbacks = [tester, *run.trainer.callbacks]
+    run.trainer.callbacks = [tester, *run.trainer.callbacks]  # type: ignore[attr-defined]
     tester.stop_after_test = True
     run.trainer.fit(run.module, datamodule=run.datamodule)
     assert tester.bounds is not None

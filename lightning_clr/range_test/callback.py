@@ -162,9 +162,8 @@ class LRRangeTest(Callback):
         return changes
 
     def _apply(self, trainer: pl.Trainer) -> None:
-        targets = [
-            cb for cb in trainer.callbacks if cb is not self and callable(getattr(cb, "update_policy", None))
-        ]
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]
+        targets = [cb for cb in callbacks if cb is not self and callable(getattr(cb, "update_policy", None))]
         for target in targets:
             names = set(getattr(target, "pending", ())) if self.update == "pending" else set(self.update)
             changes = {k: v for k, v in self.applied.items() if k in names}
@@ -246,19 +245,19 @@ class CLRTuner:
         settings.setdefault("update", ())
         callback = LRRangeTest(**settings)
         callback.stop_after_test = True
-        callbacks, loggers = trainer.callbacks, trainer.loggers
-        trainer.callbacks, trainer.loggers = [callback], []
+        callbacks, loggers = trainer.callbacks, trainer.loggers  # type: ignore[attr-defined]
+        trainer.callbacks, trainer.loggers = [callback], []  # type: ignore[attr-defined]
         try:
             trainer.fit(model, train_dataloaders, val_dataloaders, datamodule)
         finally:
-            trainer.callbacks, trainer.loggers = callbacks, loggers
+            trainer.callbacks, trainer.loggers = callbacks, loggers  # type: ignore[attr-defined]
         assert callback.result is not None
         return callback.result
 
 
 def _shows_progress(trainer: pl.Trainer) -> bool:
     bar = trainer.progress_bar_callback
-    return bar is not None and bar.is_enabled
+    return bar is not None and bool(getattr(bar, "is_enabled", True))
 
 
 def _log_to_tensorboard(writer: Any, result: RangeTestResult, bounds: Bounds, fig: Figure) -> None:

@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import numpy as np
@@ -155,7 +155,7 @@ def run_range_test(
             smoothed=[],
             mode=config.mode,
             monitor=config.monitor,
-            monitor_mode=config.monitor_mode,
+            monitor_mode=cast(str, config.monitor_mode),  # __post_init__ chose it
             num_steps=num_steps,
             steps_per_epoch=steps_per_epoch,
             total_steps=_total_steps(trainer, steps_per_epoch),
@@ -289,9 +289,9 @@ def _evaluate(
             module.training = mode
     if monitor not in logged:
         raise ValueError(f"monitor={monitor!r} was not logged by validation_step; it logged {sorted(logged)}")
-    metric = next((v for v, _ in reversed(logged[monitor]) if isinstance(v, Metric)), None)
-    if metric is not None:
-        value = metric.compute()  # torchmetrics synchronises it across ranks
+    logged_metric = next((v for v, _ in reversed(logged[monitor]) if isinstance(v, Metric)), None)
+    if logged_metric is not None:
+        value = logged_metric.compute()  # torchmetrics synchronises it across ranks
     else:
         device = pl_module.device
         values = torch.stack(
@@ -375,23 +375,23 @@ def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Ca
         for module, mode in modes.items():
             module.training = mode
         _set_rng_states(rng)
-        for generator, state in generators.items():
-            generator.set_state(state)
+        for generator, generator_state in generators.items():
+            generator.set_state(generator_state)
 
 
 @contextmanager
 def _isolated(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[_LogCapture]:
     """Gradients on, ``self.log`` captured, no other callback running (CyclicLR, progress bars, ...)."""
-    callbacks = trainer.callbacks
+    callbacks = trainer.callbacks  # type: ignore[attr-defined]
     capture = _LogCapture()
-    trainer.callbacks = []
+    trainer.callbacks = []  # type: ignore[attr-defined]
     pl_module.log = capture  # type: ignore[method-assign]
     try:
         with torch.enable_grad():
             yield capture
     finally:
         del pl_module.log
-        trainer.callbacks = callbacks
+        trainer.callbacks = callbacks  # type: ignore[attr-defined]
 
 
 def _tensors(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -406,7 +406,7 @@ def _metric_state(metric: Metric) -> dict[str, Any]:
 
 def _rng_states() -> dict[str, Any]:
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
@@ -483,7 +483,7 @@ def _val_batches(trainer: pl.Trainer, num_batches: int, keep_generators: Callabl
 
 
 def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: int | None) -> int:
-    if trainer.fast_dev_run:
+    if trainer.fast_dev_run:  # type: ignore[attr-defined]
         rank_zero_warn("fast_dev_run: the LR range test runs 2 steps only; its suggestion means nothing.")
         return 2
     if config.num_steps is not None:
@@ -492,7 +492,8 @@ def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: in
         raise ValueError(
             f"num_epochs={config.num_epochs!r} needs a train loader with a length: give num_steps instead"
         )
-    return max(2, round(config.num_epochs * steps_per_epoch))
+    epochs = DEFAULT_EPOCHS if config.num_epochs is None else config.num_epochs
+    return max(2, round(epochs * steps_per_epoch))
 
 
 def _total_steps(trainer: pl.Trainer, steps_per_epoch: int | None) -> int | None:
@@ -522,11 +523,11 @@ def _progress_bar(total: int, show: bool, rich: bool) -> Iterator[Callable[[floa
     else:
         from tqdm.auto import tqdm
 
-        with tqdm(total=total, desc="LR range test", dynamic_ncols=True) as bar:
+        with tqdm(total=total, desc="LR range test", dynamic_ncols=True) as tqdm_bar:
 
             def update(lr: float, loss: float) -> None:
-                bar.set_postfix(lr=f"{lr:.3g}", loss=f"{loss:.4g}", refresh=False)
-                bar.update()
+                tqdm_bar.set_postfix(lr=f"{lr:.3g}", loss=f"{loss:.4g}", refresh=False)
+                tqdm_bar.update()
 
             yield update
 

@@ -103,10 +103,12 @@ class RangeTestResult:
         handles = []
         if self.monitor != "loss" and len(self.metric_steps) >= 2:
             metric_ax = ax.twinx()
-            lrs, values = self.curve()[:2]
-            handles += metric_ax.plot(lrs, values, "o", color="tab:orange", markersize=3, label=self.monitor)
+            metric_lrs, values = self.curve()[:2]
             handles += metric_ax.plot(
-                *smoothed_curve(lrs, values), color="tab:orange", label=f"{self.monitor}, smoothed"
+                metric_lrs, values, "o", color="tab:orange", markersize=3, label=self.monitor
+            )
+            handles += metric_ax.plot(
+                *smoothed_curve(metric_lrs, values), color="tab:orange", label=f"{self.monitor}, smoothed"
             )
             metric_ax.set_ylabel(self.monitor)
         if bounds is None:

@@ -1,4 +1,5 @@
-"""Every private (leading-underscore) Lightning and torchmetrics name lightning-clr uses, and what for.
+"""Every private (leading-underscore) Lightning and torchmetrics name lightning-clr uses, and what for;
+and the one difference between the Lightning releases we support (:func:`fit_resume_options`).
 
 Nothing else in the package touches such a name (``tests/test_packaging.py`` greps for them), so a release
 that moves one breaks this module alone, and CI (the newest versions in ``.ci/run``, the floors in
@@ -13,6 +14,7 @@ ranks under Hydra.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
     "HYDRA_COMMAND_HOOK",
     "HYDRA_LAUNCHER_MODULES",
     "TunerExit",
+    "fit_resume_options",
     "hydra_subprocess_command",
     "limit_batches",
     "metric_state_names",
@@ -46,6 +49,17 @@ __all__ = [
 
 TunerExit = _TunerExitException
 """Raised from ``on_fit_start`` to end a fit that only tuned: Lightning tears the run down quietly."""
+
+
+def fit_resume_options() -> dict[str, Any]:
+    """``Trainer.fit`` arguments that resume from a checkpoint with ``torch.load(weights_only=True)``.
+
+    Lightning 2.6 added ``fit(weights_only=...)``; 2.4 and 2.5 take no such argument and load with
+    ``weights_only=False``, so there the caller must load the file with ``weights_only=True`` itself first
+    (the app does, before training) to keep a checkpoint from running code. Use it as
+    ``trainer.fit(model, ckpt_path=path, **fit_resume_options())``.
+    """
+    return {"weights_only": True} if "weights_only" in inspect.signature(Trainer.fit).parameters else {}
 
 
 def train_dataloaders(trainer: Trainer) -> Any:

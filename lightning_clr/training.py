@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
 from lightning_clr.callback import CyclicLR, SetupError
+from lightning_clr.compat import fit_resume_options
 from lightning_clr.config import ConfigError, build, build_cyclic_lr, build_optimizer, build_range_test, keyed
 from lightning_clr.data import DatasetMissingError
 from lightning_clr.distributed import distributed_job
@@ -95,7 +96,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Build and fit; return the final metrics (``trainer.callback_metrics`` as floats)."""
     with distributed_job():
         run = build_run(cfg)
-        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
+        fit = {"datamodule": run.datamodule, "ckpt_path": run.ckpt_path, **fit_resume_options()}
+        run.trainer.fit(run.module, **fit)
         metrics = {name: float(value) for name, value in run.trainer.callback_metrics.items()}
         log_hparams(run.trainer, hparams(cfg, run.cyclic_lr), metrics)
     return metrics

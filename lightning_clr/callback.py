@@ -212,8 +212,6 @@ class CyclicLR(Callback):
             for key, value in state_dict.get("resolved", {}).items()
             if changed.isdisjoint(_DERIVED_FROM.get(key, (key,)))
         }
-        if "step_size" in take:
-            take["step_size_epochs"] = None
         if take:
             self.policy = self.policy.replace(**take)
             self.resolved.update(take)

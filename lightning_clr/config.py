@@ -68,13 +68,11 @@ def build_cyclic_lr(policy_cfg: DictConfig | Mapping[str, Any]) -> CyclicLR:
         raise ConfigError(f"policy._target_={target!r} is not a lightning_clr.policies.Policy")
     pending = [key for key in AUTO_KEYS if args.get(key) == AUTO]
     args.update(_placeholders(args, pending))
-    if args.get("step_size") is not None and "step_size_epochs" in args:
-        args["step_size_epochs"] = None  # an explicit step size in iterations wins
     cycle_momentum = momentum.get("cycle_momentum", False)
     if not isinstance(cycle_momentum, bool):
         raise ConfigError(f"policy.cycle_momentum={cycle_momentum!r} must be true or false")
     try:
-        policy = policy_class(**args)
+        policy = policy_class.from_config(**args)
         return CyclicLR(policy, pending=pending, **momentum)
     except (ValueError, TypeError) as error:
         raise keyed("policy", error) from error
@@ -130,5 +128,5 @@ def _placeholders(args: Mapping[str, Any], pending: list[str]) -> dict[str, Any]
     elif "max_lr" in pending:
         values["max_lr"] = base * 4 if isinstance(base, int | float) else 4e-3
     if "step_size" in pending:
-        values.update(step_size=1, step_size_epochs=None)
+        values["step_size"] = 1
     return values

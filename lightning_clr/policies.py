@@ -70,8 +70,27 @@ class Policy:
         """
         return self
 
+    @classmethod
+    def from_config(cls: type[_P], **arguments: Any) -> _P:
+        """The policy from a config group that lists every argument, unused ones as None.
+
+        Where two arguments say the same thing (a step size in optimizer steps and one in epochs), the
+        policy's precedence decides instead of rejecting the pair as the constructor does.
+
+        Example::
+
+            >>> Triangular.from_config(base_lr=0.001, max_lr=0.006, step_size=200, step_size_epochs=4)
+            Triangular(base_lr=0.001, max_lr=0.006, step_size=200)
+        """
+        return cls(**cls._precedence(arguments))
+
+    @staticmethod
+    def _precedence(arguments: dict[str, Any]) -> dict[str, Any]:
+        """``arguments`` with the policy's precedence rules applied (none for this policy)."""
+        return arguments
+
     def replace(self: _P, **changes: Any) -> _P:
-        """A validated copy with some constructor arguments changed.
+        """A validated copy with some constructor arguments changed (the policy's precedence applied).
 
         Raises:
             ValueError: if a change names no constructor argument or makes the policy invalid.
@@ -80,6 +99,7 @@ class Policy:
         for key, value in changes.items():
             if key not in arguments:
                 _fail(key, value, f"is not an argument of {type(self).__name__} ({', '.join(arguments)})")
+        changes = self._precedence(changes)
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # every subclass is a dataclass
 
     def params(self) -> dict[str, Any]:
@@ -164,6 +184,13 @@ class _CyclicPolicy(Policy):
         # its peak; here the rise and the fall each keep their own length.
         x = 1 - position / rise if position <= rise else (position - rise) / fall
         return max(0.0, 1 - x) * self.scale(cycle, iteration)
+
+    @staticmethod
+    def _precedence(arguments: dict[str, Any]) -> dict[str, Any]:
+        """A step size in optimizer steps beats one in epochs: ``step_size`` clears ``step_size_epochs``."""
+        if arguments.get("step_size") is not None:
+            return {**arguments, "step_size_epochs": None}
+        return arguments
 
     @property
     def needs_resolution(self) -> bool:

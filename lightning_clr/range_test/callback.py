@@ -167,12 +167,9 @@ class LRRangeTest(Callback):
         for target in targets:
             names = set(getattr(target, "pending", ())) if self.update == "pending" else set(self.update)
             changes = {k: v for k, v in self.applied.items() if k in names}
-            if "step_size" in changes:
-                if changes["step_size"] is None:
-                    rank_zero_warn("The range test found no step size (the train loader has no length).")
-                    del changes["step_size"]
-                elif getattr(getattr(target, "policy", None), "step_size_epochs", None) is not None:
-                    changes["step_size_epochs"] = None
+            if "step_size" in changes and changes["step_size"] is None:
+                rank_zero_warn("The range test found no step size (the train loader has no length).")
+                del changes["step_size"]
             if changes:
                 target.update_policy(**changes)
         if not targets and self.update and not self.stop_after_test:

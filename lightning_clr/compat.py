@@ -3,8 +3,8 @@ and the one difference between the Lightning releases we support (:func:`fit_res
 
 Nothing else in the package touches such a name (``tests/test_packaging.py`` greps for them), so a release
 that moves one breaks this module alone, and CI (the newest versions in ``.ci/run``, the floors in
-``.ci/min_versions.sh``) says so. Checked with lightning 2.4.0, 2.5.6 and 2.6.6, and torchmetrics 1.4.0
-and 1.9.0: every name below has the same signature and meaning in all of them.
+``.ci/min_versions.sh``) says so. Checked with lightning 2.4.0, 2.5.0, 2.5.6, 2.6.0 and 2.6.6, and
+torchmetrics 1.4.0 to 1.9.0: every name below has the same signature and meaning in all of them.
 
 The range test (:mod:`lightning_clr.range_test.loop`) runs its own loop on the loaders ``fit`` would use,
 so it needs the data connector's helpers; :class:`~lightning_clr.range_test.LRRangeTest` ends a tuning-only

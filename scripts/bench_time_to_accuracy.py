@@ -50,9 +50,11 @@ from torch import Tensor, nn
 from lightning_clr.config import build_cyclic_lr
 from lightning_clr.models import ClassificationModule
 from lightning_clr.range_test import CLRTuner
+from lightning_clr.schemas import register
 from lightning_clr.suggest import Bounds
 
 ROOT = Path(__file__).resolve().parents[1]
+register()  # the config schemas, as the app registers them when it starts
 FIXED_GRIDS = {"sgd": (0.03, 0.1, 0.3), "adam": (0.003, 0.01, 0.03)}
 #: The benchmark's policies and the ``conf/policy`` file each is built from.
 POLICY_FILES = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import math
 import subprocess
@@ -187,3 +188,18 @@ def test_private_lightning_names_are_used_only_in_compat() -> None:
     }
     assert {path: found for path, found in uses.items() if found} == {}
     assert _lightning_private_uses(PACKAGE / "compat.py")  # the check sees them where they are
+
+
+def test_console_commands_run_what_the_scripts_run() -> None:
+    commands = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = {
+        "clr-train": "train.py",
+        "clr-range-test": "range_test.py",
+        "clr-plot-policy": "plot_policy.py",
+    }
+    assert sorted(commands) == sorted(scripts)
+    for command, target in commands.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
+        script = (ROOT / "scripts" / scripts[command]).read_text()
+        assert f"from {module} import {function}\n" in script and f"    {function}()\n" in script, command

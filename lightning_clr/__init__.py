@@ -1,5 +1,9 @@
 """lightning-clr: cyclical learning rates (Smith, WACV 2017) for PyTorch Lightning, configured with Hydra.
 
+The library (policies, the :class:`CyclicLR` callback, the LR range test) needs only torch, Lightning and
+numpy; ``import lightning_clr`` registers nothing with Hydra. The Hydra app (``clr-train``,
+``clr-range-test``, ``clr-plot-policy``, the data sets and models) is the ``lightning-clr[app]`` extra.
+
 >>> from lightning_clr import CyclicLR
 >>> from lightning_clr.policies import Triangular
 >>> callback = CyclicLR(Triangular(base_lr=0.001, max_lr=0.006, step_size=2000))
@@ -11,6 +15,7 @@ which need only the policies) costs no torch or Lightning import.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,7 +54,11 @@ __all__ = [
     "Triangular2",
     "policies",
 ]
-__version__ = "0.1.0"
+
+try:
+    __version__ = version("lightning-clr")  # pyproject.toml's, the one place the version is written
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str) -> Any:

@@ -422,6 +422,19 @@ def _optimizer_steps_per_epoch(trainer: pl.Trainer, policy: Policy, manual: bool
             f"{key}={params.get(key)!r} needs the number of batches per epoch, but the train dataloader has "
             "no length (an iterable dataset): give step_size (total_steps) in optimizer steps instead"
         )
-    if manual:
+    if manual:  # every optimizer steps at most once per batch, however the batches accumulate
         return max(1, int(batches))
-    return max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+    return optimizer_steps_per_epoch(int(batches), trainer.accumulate_grad_batches)
+
+
+def optimizer_steps_per_epoch(batches: int, accumulate_grad_batches: int = 1) -> int:
+    """Optimizer steps in an epoch of ``batches`` batches: Lightning steps on a last partial accumulation too.
+
+    The one count used by the callback, the schedule preview and the range test.
+
+    Example::
+
+        >>> optimizer_steps_per_epoch(10, accumulate_grad_batches=3)  # 3 + 3 + 3 + 1 batches
+        4
+    """
+    return max(1, math.ceil(batches / accumulate_grad_batches))

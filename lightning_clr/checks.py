@@ -71,16 +71,12 @@ def build_policy(args: Mapping[str, Any]) -> tuple[Policy, list[str], dict[str, 
     policy_class = _policy_class(args.pop("_target_", None))
     pending = [key for key in AUTO_KEYS if args.get(key) == AUTO]
     args.update(_placeholders(args, pending))
-    # an explicit step size in iterations wins, then a number of cycles, then step_size_epochs
-    longer = ("step_size_epochs", "cycles") if args.get("step_size") is not None else ("step_size_epochs",)
-    if args.get("step_size") is not None or args.get("cycles") is not None:
-        args.update({key: None for key in longer if key in args})
     cycle_momentum = momentum.get("cycle_momentum", False)
     if not isinstance(cycle_momentum, bool):
         raise ConfigError(f"policy.cycle_momentum={cycle_momentum!r} must be true or false")
     try:
         check_momentum_bounds(momentum.get("base_momentum", 0.85), momentum.get("max_momentum", 0.95))
-        return policy_class(**args), pending, momentum
+        return policy_class.from_config(**args), pending, momentum
     except (ValueError, TypeError) as error:
         raise keyed("policy", error) from error
 

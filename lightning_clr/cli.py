@@ -28,7 +28,15 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lightning_clr.checks import ConfigError, check_run, check_writable_dir
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def config_dir() -> Path:
+    """The configs: ``lightning_clr/conf/`` in an installed wheel, else the source tree's ``conf/``."""
+    package = Path(__file__).resolve().parent
+    packaged = package / "conf"
+    return packaged if packaged.is_dir() else package.parent / "conf"
+
+
+CONFIG_DIR = config_dir()
 
 Task = Callable[[DictConfig], Any]
 
@@ -91,6 +99,9 @@ def hydra_app(task: Task | str, config_name: str = "config") -> None:
     The overrides are checked before Hydra starts (:func:`override_error`), and the composed config before
     the task, and so torch and Lightning, are imported (:func:`lightning_clr.checks.check_run`): a bad value
     ends as one ``error:`` line on stderr with exit status 2, in a second or so.
+
+    The app's schemas and resolvers are registered here (:func:`~lightning_clr.schemas.register`), not on
+    ``import lightning_clr``.
     """
     # Lightning 2.6 with torch >= 2.10 warns about its own use of torch's pytree API on every run
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -149,7 +160,7 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
                 values = []
             choices.append([f"{key}={v}" for v in values])
         else:
-            choices.append([override.input_line])
+            choices.append([str(override.input_line)])  # set for every override parsed from text
     first = [options[0] for options in choices if options]
     variants = [first]
     for i, options in enumerate(choices):

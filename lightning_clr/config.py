@@ -38,7 +38,7 @@ def build_cyclic_lr(policy_cfg: DictConfig | Mapping[str, Any]) -> CyclicLR:
 def build_range_test(range_test_cfg: DictConfig | Mapping[str, Any], **kwargs: Any) -> LRRangeTest:
     """The :class:`LRRangeTest` for ``auto`` policy arguments, from the ``range_test`` group.
 
-    >>> build_range_test({"min_lr": 1e-4, "max_lr": 1.0, "num_epochs": 2}).update
+    >>> build_range_test({"min_lr": 1e-4, "num_epochs": 2}).update
     'pending'
     """
     args = {**_plain(range_test_cfg, "range_test"), **kwargs}

@@ -103,8 +103,8 @@ class CLRDashboard(Callback):
         loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers or not trainer.is_global_zero:
             return
-        schedules = [callback for callback in trainer.callbacks if isinstance(callback, CyclicLR)]
-        tests = [callback for callback in trainer.callbacks if isinstance(callback, LRRangeTest)]
+        schedules = [callback for callback in trainer.callbacks if isinstance(callback, CyclicLR)]  # type: ignore[attr-defined]
+        tests = [callback for callback in trainer.callbacks if isinstance(callback, LRRangeTest)]  # type: ignore[attr-defined]
         layout = clr_layout(
             lr=bool(schedules),
             momentum=any(schedule.cycle_momentum for schedule in schedules),

@@ -28,14 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch.distributed
-from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
-from lightning.pytorch.strategies.launchers import subprocess_script as pytorch_launcher
+
+from lightning_clr.compat import hydra_subprocess_command
 
 #: What Lightning's launcher writes into ``os.environ`` for the ranks of one run.
 LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
-#: The Lightning modules whose ``_hydra_subprocess_cmd`` builds the child command.
-LAUNCHER_MODULES = (fabric_launcher, pytorch_launcher)
-HOOK = "_hydra_subprocess_cmd"
 #: Hydra overrides that drive the sweep (or that the child gets anew); the child's command drops them.
 _SWEEP_KEYS = (
     "hydra.mode",
@@ -101,14 +98,10 @@ def distributed_job() -> Iterator[None]:
         ...     pass  # build the Trainer and fit here
     """
     saved_env = {name: os.environ.get(name) for name in LAUNCH_ENV}
-    saved_hooks = {module: getattr(module, HOOK) for module in LAUNCHER_MODULES if hasattr(module, HOOK)}
-    for module in saved_hooks:
-        setattr(module, HOOK, hydra_child_command)
     try:
-        yield
+        with hydra_subprocess_command(hydra_child_command):
+            yield
     finally:
-        for module, hook in saved_hooks.items():
-            setattr(module, HOOK, hook)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
         for name, value in saved_env.items():

@@ -118,7 +118,7 @@ def describe(trainer: pl.Trainer, loss: float) -> str:
     lrs = [group["lr"] for optimizer in trainer.optimizers for group in optimizer.param_groups]
     if lrs:
         where += ": lr=" + ", ".join(f"{lr:.4g}" for lr in lrs)
-    policies = [cb.policy for cb in trainer.callbacks if isinstance(cb, CyclicLR)]
+    policies = [cb.policy for cb in trainer.callbacks if isinstance(cb, CyclicLR)]  # type: ignore[attr-defined]
     for policy in policies:
         bounds = ", ".join(f"{k}={v!r}" for k, v in policy.params().items() if v is not None)
         where += f" from policy {policy.name} ({bounds})"

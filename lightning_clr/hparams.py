@@ -34,7 +34,7 @@ def hparams(cfg: DictConfig, cyclic_lr: CyclicLR | None) -> dict[str, Any]:
         ...                         "dataset": {"batch_size": 100}})
         >>> hparams(cfg, CyclicLR(Triangular(0.01, 0.1, step_size=8)))
         {'policy': 'triangular', 'base_lr': 0.01, 'max_lr': 0.1, 'step_size': 8, 'step_size_epochs': None, \
-'cycle_momentum': False, 'optimizer': 'SGD', 'batch_size': 100, 'seed': 1}
+'total_steps': None, 'cycle_momentum': False, 'optimizer': 'SGD', 'batch_size': 100, 'seed': 1}
     """
     values: dict[str, Any] = {"policy": "none"}
     if cyclic_lr is not None:

@@ -1,14 +1,19 @@
-"""Plot LR policies against the optimizer step (matplotlib, no pyplot global state)."""
+"""Plot LR policies against the optimizer step (matplotlib, no pyplot global state).
+
+matplotlib is imported only when a figure is drawn (:func:`new_figure`), so the library runs without it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from lightning_clr.policies import Policy
 
-__all__ = ["plot_schedule"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["new_figure", "plot_schedule"]
 
 _LINESTYLES = ("-", "--", ":", "-.")  # one per param group of a policy; colour tells policies apart
 
@@ -66,7 +71,7 @@ def plot_schedule(
     steps = range(num_steps)
 
     with_momentum = base_momentum is not None and max_momentum is not None
-    fig = Figure(figsize=(9, 6.5 if with_momentum else 4.5), layout="constrained")
+    fig = new_figure(figsize=(9, 6.5 if with_momentum else 4.5))
     axes = fig.subplots(2 if with_momentum else 1, 1, sharex=True, squeeze=False)[:, 0]
     lr_axis = axes[0]
     for index, (label, policy) in enumerate(labelled.items()):
@@ -83,7 +88,7 @@ def plot_schedule(
     lr_axis.set_ylabel("learning rate")
     lr_axis.ticklabel_format(axis="y", style="plain")
 
-    if with_momentum:
+    if base_momentum is not None and max_momentum is not None:
         momentum_axis = axes[1]
         amplitude = max_momentum - base_momentum
         for index, policy in enumerate(labelled.values()):
@@ -106,3 +111,18 @@ def plot_schedule(
     if title is not None:
         fig.suptitle(title)
     return fig
+
+
+def new_figure(**kwargs: Any) -> Figure:
+    """A constrained-layout :class:`matplotlib.figure.Figure`; a one-line hint if matplotlib is missing.
+
+    Raises:
+        ModuleNotFoundError: ``plotting needs matplotlib: pip install matplotlib (or lightning-clr[app])``.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "plotting needs matplotlib: pip install matplotlib (or lightning-clr[app])", name="matplotlib"
+        ) from error
+    return Figure(layout="constrained", **kwargs)

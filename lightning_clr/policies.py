@@ -98,8 +98,27 @@ class Policy:
         """
         return None
 
+    @classmethod
+    def from_config(cls: type[_P], **arguments: Any) -> _P:
+        """The policy from a config group that lists every argument, unused ones as None.
+
+        Where two arguments say the same thing (a step size in optimizer steps and one in epochs), the
+        policy's precedence decides instead of rejecting the pair as the constructor does.
+
+        Example::
+
+            >>> Triangular.from_config(base_lr=0.001, max_lr=0.006, step_size=200, step_size_epochs=4)
+            Triangular(base_lr=0.001, max_lr=0.006, step_size=200)
+        """
+        return cls(**cls._precedence(arguments))
+
+    @staticmethod
+    def _precedence(arguments: dict[str, Any]) -> dict[str, Any]:
+        """``arguments`` with the policy's precedence rules applied (none for this policy)."""
+        return arguments
+
     def replace(self: _P, **changes: Any) -> _P:
-        """A validated copy with some constructor arguments changed.
+        """A validated copy with some constructor arguments changed (the policy's precedence applied).
 
         Raises:
             ValueError: if a change names no constructor argument or makes the policy invalid.
@@ -108,7 +127,8 @@ class Policy:
         for key, value in changes.items():
             if key not in arguments:
                 _fail(key, value, f"is not an argument of {type(self).__name__} ({', '.join(arguments)})")
-        return dataclasses.replace(self, **changes)
+        changes = self._precedence(changes)
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # every subclass is a dataclass
 
     def params(self) -> dict[str, Any]:
         """The constructor arguments as plain Python values (per-group bounds as lists)."""
@@ -152,6 +172,9 @@ class _CyclicPolicy(Policy):
     final_anneal: float
     final_div_factor: float
     total_steps: int | None
+
+    _bounds: tuple[tuple[float, float], ...]
+    """(base_lr, max_lr) per param group, set in ``__post_init__``."""
 
     def __post_init__(self) -> None:
         _set(self, "_bounds", _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr))
@@ -322,6 +345,15 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
             f"policy.cycles={max(1, round(fit.cycles))} or policy.final_anneal."
         )
 
+    @staticmethod
+    def _precedence(arguments: dict[str, Any]) -> dict[str, Any]:
+        """A step size in optimizer steps beats a number of cycles, which beats a step size in epochs."""
+        if arguments.get("step_size") is not None:
+            return {**arguments, "step_size_epochs": None, "cycles": None}
+        if arguments.get("cycles") is not None:
+            return {**arguments, "step_size_epochs": None}
+        return arguments
+
     @property
     def needs_resolution(self) -> bool:
         return self.step_size is None or (self.final_anneal > 0 and self.total_steps is None)
@@ -445,7 +477,7 @@ class Triangular2(Triangular):
     name: ClassVar[str] = "triangular2"
 
     def scale(self, cycle: int, iteration: int) -> float:
-        return 1 / 2 ** (cycle - 1)
+        return 0.5 ** (cycle - 1)
 
 
 @dataclass(frozen=True, repr=False)
@@ -532,7 +564,8 @@ class Fixed(Policy):
         _set(self, "gamma", _gamma(self.gamma))
 
     def __call__(self, iteration: int, group: int = 0) -> float:
-        lr = self._lrs if self.num_groups is None else self._lrs[group]
+        lrs: float | tuple[float, ...] = self._lrs  # type: ignore[attr-defined]  # set in __post_init__
+        lr = lrs if isinstance(lrs, float) else lrs[group]
         return lr * self.gamma ** bisect_right(self.milestones, iteration)
 
     def momentum_scale(self, iteration: int) -> float:
@@ -634,7 +667,7 @@ class OneCycle(Policy):
 
     def _locate(self, iteration: int) -> tuple[_Phase, float]:
         """The phase that ``iteration`` falls in and the fraction of it done, as OneCycleLR finds them."""
-        phases = self._phases
+        phases: tuple[_Phase, ...] | None = self._phases  # type: ignore[attr-defined]  # see __post_init__
         if phases is None:
             raise RuntimeError(
                 f"{self!r} has total_steps=None, which must be resolved first with "
@@ -655,7 +688,8 @@ class OneCycle(Policy):
         return (end - start) * pct + start
 
     def __call__(self, iteration: int, group: int = 0) -> float:
-        levels = self._levels[0 if self.num_groups is None else group]
+        per_group: tuple[tuple[float, float, float], ...] = self._levels  # type: ignore[attr-defined]
+        levels = per_group[0 if self.num_groups is None else group]
         phase, pct = self._locate(iteration)
         return self._anneal(levels[phase.start_level], levels[phase.end_level], pct)
 

@@ -9,12 +9,12 @@ batches.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
+from lightning_clr.callback import optimizer_steps_per_epoch
 from lightning_clr.config import ConfigError, build, build_cyclic_lr
 from lightning_clr.plotting import plot_schedule
 from lightning_clr.training import one_line_errors
@@ -52,7 +52,7 @@ def planned_steps(cfg: DictConfig) -> tuple[int, int]:
         batches = min(batches, limit)
     elif isinstance(limit, float):
         batches = int(batches * limit)
-    steps_per_epoch = max(1, math.ceil(batches / cfg.trainer.get("accumulate_grad_batches", 1)))
+    steps_per_epoch = optimizer_steps_per_epoch(batches, cfg.trainer.get("accumulate_grad_batches", 1))
     max_epochs = cfg.trainer.get("max_epochs")
     max_steps = cfg.trainer.get("max_steps")
     by_epochs = steps_per_epoch * max_epochs if max_epochs is not None and max_epochs > 0 else None

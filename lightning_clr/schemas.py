@@ -7,8 +7,9 @@ installed Lightning: every argument keeps its default, and arguments of a plain 
 ``bool``, ``str``, or one of those or None) are typed; the others (devices, precision, ...) are left to the
 constructor, whose error is still reported against its key.
 
-Each group's YAML lists ``schema`` first in its defaults; :func:`register` (run on import of
-``lightning_clr``) makes it known to Hydra.
+Each group's YAML lists ``schema`` first in its defaults; :func:`register` makes it known to Hydra. The
+app calls it when it starts (:func:`lightning_clr.cli.hydra_app`); ``import lightning_clr`` registers
+nothing.
 
 Example::
 
@@ -25,7 +26,6 @@ import ast
 import dataclasses
 import importlib.util
 import inspect
-import math
 import re
 import typing
 from collections.abc import Callable, Collection
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
 
 _PLAIN = (int, float, bool, str)
 
@@ -125,20 +124,10 @@ def _trainer_parameters_from_source(exclude: Collection[str]) -> list[tuple[str,
 
 
 def register() -> None:
-    """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore.
-
-    Also registers the ``times`` resolver (``${times:100,${optimizer.lr}}``) the range-test span uses.
-    """
-    OmegaConf.register_new_resolver(
-        "times", lambda *factors: math.prod(float(f) for f in factors), replace=True
-    )
+    """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore."""
     store = ConfigStore.instance()
     store.store(group="trainer", name="schema", node=trainer_schema())
     store.store(group="range_test", name="schema", node=range_test_schema())
-
-
-def _times(*factors: Any) -> float:
-    return math.prod(float(factor) for factor in factors)
 
 
 def _field_type(hint: Any) -> Any:

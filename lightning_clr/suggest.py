@@ -35,10 +35,10 @@ noisy part of the fall and jumped between 1e-4 and 0.6 between seeds.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "MODES",
@@ -49,6 +49,8 @@ __all__ = [
     "suggest_bounds",
     "suggest_step_size",
 ]
+
+Array = NDArray[np.float64]
 
 MODES = ("min", "max")
 """``min`` for a loss, ``max`` for an accuracy-like metric."""
@@ -78,18 +80,17 @@ class Bounds:
         return text if self.peak_lr is None else f"{text} (curve best at {self.peak_lr:.4g})"
 
 
-def finite_prefix(lrs: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def finite_prefix(lrs: ArrayLike, values: ArrayLike) -> tuple[Array, Array]:
     """``(lrs, values)`` up to, not including, the first value that is NaN or infinite."""
-    lrs = np.asarray(lrs, dtype=float)
-    values = np.asarray(values, dtype=float)
-    if lrs.shape != values.shape or lrs.ndim != 1:
-        raise ValueError(f"lrs and values must be 1-D and of one length, got {lrs.shape} and {values.shape}")
-    bad = np.flatnonzero(~np.isfinite(values))
-    end = bad[0] if bad.size else len(values)
-    return lrs[:end], values[:end]
+    x, y = np.asarray(lrs, dtype=float), np.asarray(values, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"lrs and values must be 1-D and of one length, got {x.shape} and {y.shape}")
+    bad = np.flatnonzero(~np.isfinite(y))
+    end = bad[0] if bad.size else len(y)
+    return x[:end], y[:end]
 
 
-def smooth(values: Sequence[float], window: int) -> np.ndarray:
+def smooth(values: ArrayLike, window: int) -> Array:
     """Centred moving average over ``window`` points (made odd), narrowing symmetrically at the ends.
 
     Example::
@@ -97,17 +98,18 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
         >>> smooth([0.0, 3.0, 0.0, 3.0, 0.0], 3).tolist()
         [0.0, 1.0, 2.0, 1.0, 0.0]
     """
-    values = np.asarray(values, dtype=float)
+    y = np.asarray(values, dtype=float)
     half = max(0, int(window) // 2)
-    cumsum = np.concatenate([[0.0], np.cumsum(values)])
-    index = np.arange(len(values))
-    reach = np.minimum(np.minimum(index, len(values) - 1 - index), half)
-    return (cumsum[index + reach + 1] - cumsum[index - reach]) / (2 * reach + 1)
+    cumsum = np.concatenate([[0.0], np.cumsum(y)])
+    index = np.arange(len(y))
+    reach = np.minimum(np.minimum(index, len(y) - 1 - index), half)
+    averaged: Array = (cumsum[index + reach + 1] - cumsum[index - reach]) / (2 * reach + 1)
+    return averaged
 
 
 def suggest_bounds(
-    lrs: Sequence[float],
-    values: Sequence[float],
+    lrs: ArrayLike,
+    values: ArrayLike,
     mode: str = "min",
     *,
     max_fraction: float = 0.4,
@@ -144,27 +146,25 @@ def suggest_bounds(
         raise ValueError(f"base_divisor={base_divisor!r} must be greater than 1")
     if not 0 <= window < 1:
         raise ValueError(f"window={window!r} must be in [0, 1)")
-    lrs, smoothed = smoothed_curve(lrs, values, window)
-    peak_lr = float(lrs[int(np.argmin(smoothed) if mode == "min" else np.argmax(smoothed))])
+    finite_lrs, smoothed = smoothed_curve(lrs, values, window)
+    peak_lr = float(finite_lrs[int(np.argmin(smoothed) if mode == "min" else np.argmax(smoothed))])
     max_lr = max_fraction * peak_lr
     return Bounds(base_lr=max_lr / base_divisor, max_lr=max_lr, peak_lr=peak_lr)
 
 
-def smoothed_curve(
-    lrs: Sequence[float], values: Sequence[float], window: float = 0.1
-) -> tuple[np.ndarray, np.ndarray]:
+def smoothed_curve(lrs: ArrayLike, values: ArrayLike, window: float = 0.1) -> tuple[Array, Array]:
     """The curve the rule reads: up to the first NaN/inf, centred moving average over ``window`` of it.
 
     Raises:
         ValueError: fewer than 2 finite values before the first NaN/inf.
     """
-    lrs, values = finite_prefix(lrs, values)
-    if len(values) < 2:
+    x, y = finite_prefix(lrs, values)
+    if len(y) < 2:
         raise ValueError(
-            f"values has {len(values)} finite point(s) before the first NaN/inf; at least 2 are needed: "
+            f"values has {len(y)} finite point(s) before the first NaN/inf; at least 2 are needed: "
             "start the range test at a lower min_lr or run more steps"
         )
-    return lrs, smooth(values, round(window * len(values)))
+    return x, smooth(y, round(window * len(y)))
 
 
 def suggest_step_size(

@@ -62,7 +62,7 @@ class SweepSummary(Callback):
         self._started = time.perf_counter()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN or rank_zero_only.rank != 0:
+        if config.hydra.mode != RunMode.MULTIRUN or rank_zero_only.rank != 0:  # type: ignore[attr-defined]
             return
         output_dir = Path(config.hydra.runtime.output_dir)
         record: dict[str, Any] = {

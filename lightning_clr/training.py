@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_clr.callback import CyclicLR, SetupError
 from lightning_clr.checks import check_run
 from lightning_clr.cli import fail, in_multirun
+from lightning_clr.compat import fit_resume_options
 from lightning_clr.config import ConfigError, build, build_cyclic_lr, build_optimizer, build_range_test, keyed
 from lightning_clr.data import DatasetMissingError
 from lightning_clr.distributed import distributed_job
@@ -87,7 +88,7 @@ def range_test(cfg: DictConfig) -> Bounds:
     """
     run = build_run(cfg, with_policy=False)
     tester = build_range_test(cfg.range_test, output_dir=cfg.paths.output_dir, update=())
-    run.trainer.callbacks = [tester, *run.trainer.callbacks]
+    run.trainer.callbacks = [tester, *run.trainer.callbacks]  # type: ignore[attr-defined]
     tester.stop_after_test = True
     run.trainer.fit(run.module, datamodule=run.datamodule)
     assert tester.bounds is not None
@@ -121,7 +122,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Build and fit; return the final metrics (``trainer.callback_metrics`` as floats)."""
     with distributed_job():
         run = build_run(cfg)
-        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
+        fit = {"datamodule": run.datamodule, "ckpt_path": run.ckpt_path, **fit_resume_options()}
+        run.trainer.fit(run.module, **fit)
         metrics = {name: float(value) for name, value in run.trainer.callback_metrics.items()}
         log.info("final metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
         log_hparams(run.trainer, hparams(cfg, run.cyclic_lr), metrics)

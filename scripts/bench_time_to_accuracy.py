@@ -55,6 +55,7 @@ from lightning_clr.suggest import Bounds
 
 register()  # the config schemas, as the app registers them when it starts
 ROOT = Path(__file__).resolve().parents[1]
+register()  # the config schemas, as the app registers them when it starts
 FIXED_GRIDS = {"sgd": (0.03, 0.1, 0.3), "adam": (0.003, 0.01, 0.03)}
 #: The benchmark's policies and the ``conf/policy`` file each is built from.
 POLICY_FILES = {

@@ -8,8 +8,7 @@ Composes the same Hydra config as scripts/train.py (a step size in epochs is res
 batches per epoch) and writes policy.png into the Hydra run dir.
 """
 
-from lightning_clr.cli import hydra_app
-from lightning_clr.preview import main
+from lightning_clr.commands import plot_policy
 
 if __name__ == "__main__":
-    hydra_app(main)
+    plot_policy()

@@ -7,7 +7,7 @@ Writes range_test.png, range_test.csv and range_test_bounds.yaml into the Hydra 
 overrides to pass to scripts/train.py.
 """
 
-from lightning_clr.cli import hydra_app
+from lightning_clr.commands import range_test
 
 if __name__ == "__main__":
-    hydra_app("lightning_clr.training:range_test_main")
+    range_test()

@@ -16,13 +16,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from lightning_clr import CyclicLR
-from lightning_clr.distributed import (
-    HOOK,
-    LAUNCH_ENV,
-    LAUNCHER_MODULES,
-    distributed_job,
-    hydra_child_command,
-)
+from lightning_clr.compat import HYDRA_COMMAND_HOOK as HOOK
+from lightning_clr.compat import HYDRA_LAUNCHER_MODULES as LAUNCHER_MODULES
+from lightning_clr.distributed import LAUNCH_ENV, distributed_job, hydra_child_command
 from lightning_clr.policies import Triangular
 from tests.conftest import FAST, ROOT, run_script, run_sweep
 
@@ -56,7 +52,7 @@ def read_ranks(run_dir: Path) -> list[dict]:
 def test_lightning_still_has_the_hook_we_replace() -> None:
     for module in LAUNCHER_MODULES:
         assert callable(getattr(module, HOOK)), (
-            f"{module.__name__}.{HOOK} is gone: see lightning_clr/distributed.py"
+            f"{module.__name__}.{HOOK} is gone: see lightning_clr/compat.py"
         )
 
 

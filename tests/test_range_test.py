@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_clr.callback import CyclicLR
+from lightning_clr.compat import fit_resume_options
 from lightning_clr.models import ClassificationModule
 from lightning_clr.policies import Triangular
 from lightning_clr.range_test import CLRTuner, LRRangeTest, RangeTestResult, lr_schedule
@@ -231,7 +232,7 @@ def test_num_epochs_counts_optimizer_steps_of_the_train_loader():
     train, _ = loaders()  # 192 samples / 32 = 6 batches per epoch
     result = CLRTuner(make_trainer()).range_test(Model(), train, num_epochs=1.5)
     assert len(result.lrs) == 9 and result.steps_per_epoch == 6
-    result = CLRTuner(make_trainer(limit_train_batches=4)).range_test(Model(), train)
+    result = CLRTuner(make_trainer(limit_train_batches=4)).range_test(Model(), train, max_lr=1.0)
     assert len(result.lrs) == 16  # the default, 4 epochs, of the limited epoch
 
 
@@ -447,7 +448,8 @@ def test_state_dict_round_trip_skips_the_rerun(tmp_path):
 
     model, second, again = Model(), LRRangeTest(min_lr=1e-3, max_lr=0.5, num_steps=8), FakeCLR()
     trainer = make_trainer(max_steps=4, callbacks=[second, again])
-    trainer.fit(model, train, ckpt_path=tmp_path / "run.ckpt", weights_only=True)  # plain values only
+    torch.load(tmp_path / "run.ckpt", weights_only=True)  # plain values only
+    trainer.fit(model, train, ckpt_path=tmp_path / "run.ckpt", **fit_resume_options())
     assert model.train_calls == 2  # steps 3 and 4 of training, no range test
     assert second.bounds == first.bounds and second.result == first.result
     assert again.updates == target.updates

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -144,7 +144,7 @@ class ClassificationDataModule(L.LightningDataModule):
         """Validation batches, in a fixed order."""
         return self._loader(self._require_setup(self.val_set), shuffle=False)
 
-    def _loader(self, dataset: TensorDataset, **kwargs: object) -> DataLoader:
+    def _loader(self, dataset: TensorDataset, **kwargs: Any) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -10,6 +10,7 @@ import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -123,7 +124,7 @@ def extract_tar(archive: Path, destination: Path) -> None:
                 inside = (root / member.name).resolve().is_relative_to(root)
                 if not inside or not (member.isfile() or member.isdir()):
                     raise ValueError(f"{archive} holds an unsafe member {member.name!r}; delete the archive")
-            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            extra: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(tmp, **extra)
             for path in sorted(Path(tmp).rglob("*")):
                 target = root / path.relative_to(tmp)

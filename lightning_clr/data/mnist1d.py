@@ -130,7 +130,7 @@ class MNIST1DDataModule(ClassificationDataModule):
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
-        arrays = {name: np.asarray(dataset[name]) for name in ARRAYS}
+        arrays: dict[str, Any] = {name: np.asarray(dataset[name]) for name in ARRAYS}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         try:

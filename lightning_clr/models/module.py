@@ -78,7 +78,7 @@ class ClassificationModule(LightningModule):
         # with torch.load(weights_only=True): the net's weights are in the state_dict, and a partial is no
         # plain value (the composed Hydra config records the optimizer).
         self.save_hyperparameters(ignore=["net", "optimizer"], logger=False)
-        self.hparams.num_classes = num_classes
+        self.hparams["num_classes"] = num_classes
         self.net = net
         self.optimizer_factory = optimizer
 

@@ -13,15 +13,21 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from lightning.pytorch.utilities.exceptions import _TunerExitException
 
-from lightning_clr.range_test.loop import RangeTestConfig, group_ratios, run_range_test
+from lightning_clr import compat
+from lightning_clr.range_test.loop import (
+    DEFAULT_MIN_LR,
+    RangeTestConfig,
+    group_ratios,
+    run_range_test,
+)
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.suggest import Bounds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+#: Policy arguments the test can supply (``auto`` in the ``policy`` config group).
 UPDATABLE = ("base_lr", "max_lr", "step_size")
 
 
@@ -40,7 +46,9 @@ class LRRangeTest(Callback):
 
     Args:
         min_lr: the LR of the first step, > 0.
-        max_lr: the LR of the last step, > ``min_lr``.
+        max_lr: the LR of the last step, > ``min_lr``; None: 100 times the optimizer's LR (of param
+            group 0) when the test starts, so the span follows the optimizer (SGD at 0.01 tests up to 1,
+            Adam at 0.001 up to 0.1).
         num_steps: optimizer steps of the test, >= 2; or
         num_epochs: its length in epochs of the train loader (default 4 when neither is given).
         mode: ``"linear"`` or ``"exponential"``.
@@ -73,7 +81,7 @@ class LRRangeTest(Callback):
         >>> from lightning_clr.policies import Triangular
         >>> from lightning_clr.range_test import LRRangeTest
         >>> clr = CyclicLR(Triangular(1e-3, 1e-2, step_size=100), pending=("base_lr", "max_lr"))
-        >>> range_test = LRRangeTest(min_lr=1e-4, max_lr=1.0, num_epochs=4)
+        >>> range_test = LRRangeTest(num_epochs=4)  # 1e-4 to 100x the optimizer's LR
         >>> trainer = L.Trainer(callbacks=[range_test, clr])  # doctest: +SKIP
         >>> trainer.fit(model, datamodule=dm)  # doctest: +SKIP
         >>> range_test.bounds  # doctest: +SKIP
@@ -82,8 +90,8 @@ class LRRangeTest(Callback):
 
     def __init__(
         self,
-        min_lr: float = 1e-5,
-        max_lr: float = 1.0,
+        min_lr: float = DEFAULT_MIN_LR,
+        max_lr: float | None = None,
         num_steps: int | None = None,
         num_epochs: float | None = None,
         mode: str = "linear",
@@ -128,7 +136,7 @@ class LRRangeTest(Callback):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(monitor=self.config.monitor, mode=self.config.mode)
+        return compat.state_key(self, monitor=self.config.monitor, mode=self.config.mode)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Every fit tests its own model and data: bounds of an earlier fit are dropped.
@@ -149,7 +157,7 @@ class LRRangeTest(Callback):
                 self._report(trainer)
         self._apply(trainer)
         if self.stop_after_test:
-            raise _TunerExitException()
+            raise compat.TunerExit()
 
     @staticmethod
     def _per_group(bounds: Bounds, group_lrs: list[float]) -> dict[str, Any]:
@@ -162,21 +170,14 @@ class LRRangeTest(Callback):
         return changes
 
     def _apply(self, trainer: pl.Trainer) -> None:
-        targets = [
-            cb for cb in trainer.callbacks if cb is not self and callable(getattr(cb, "update_policy", None))
-        ]
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]
+        targets = [cb for cb in callbacks if cb is not self and callable(getattr(cb, "update_policy", None))]
         for target in targets:
             names = set(getattr(target, "pending", ())) if self.update == "pending" else set(self.update)
             changes = {k: v for k, v in self.applied.items() if k in names}
-            if "step_size" in changes:
-                if changes["step_size"] is None:
-                    rank_zero_warn("The range test found no step size (the train loader has no length).")
-                    del changes["step_size"]
-                else:
-                    policy = getattr(target, "policy", None)
-                    for key in ("step_size_epochs", "cycles"):
-                        if getattr(policy, key, None) is not None:
-                            changes[key] = None
+            if "step_size" in changes and changes["step_size"] is None:
+                rank_zero_warn("The range test found no step size (the train loader has no length).")
+                del changes["step_size"]
             if changes:
                 target.update_policy(**changes)
         if not targets and self.update and not self.stop_after_test:
@@ -237,37 +238,31 @@ class CLRTuner:
         train_dataloaders: Any = None,
         val_dataloaders: Any = None,
         datamodule: pl.LightningDataModule | None = None,
-        min_lr: float = 1e-5,
-        max_lr: float = 1.0,
-        num_steps: int | None = None,
-        num_epochs: float | None = None,
-        mode: str = "linear",
-        monitor: str = "loss",
-        **options: Any,
+        **settings: Any,
     ) -> RangeTestResult:
-        """Run the test and return its curve; ``options`` are further :class:`LRRangeTest` arguments.
+        """Run the test and return its curve; ``settings`` are :class:`LRRangeTest`'s arguments and defaults.
 
         Raises:
             ValueError: as :class:`LRRangeTest`.
         """
         trainer = self._trainer
-        options.setdefault("progress_bar", _shows_progress(trainer))
-        options.setdefault("update", ())
-        callback = LRRangeTest(min_lr, max_lr, num_steps, num_epochs, mode, monitor, **options)
+        settings.setdefault("progress_bar", _shows_progress(trainer))
+        settings.setdefault("update", ())
+        callback = LRRangeTest(**settings)
         callback.stop_after_test = True
-        callbacks, loggers = trainer.callbacks, trainer.loggers
-        trainer.callbacks, trainer.loggers = [callback], []
+        callbacks, loggers = trainer.callbacks, trainer.loggers  # type: ignore[attr-defined]
+        trainer.callbacks, trainer.loggers = [callback], []  # type: ignore[attr-defined]
         try:
             trainer.fit(model, train_dataloaders, val_dataloaders, datamodule)
         finally:
-            trainer.callbacks, trainer.loggers = callbacks, loggers
+            trainer.callbacks, trainer.loggers = callbacks, loggers  # type: ignore[attr-defined]
         assert callback.result is not None
         return callback.result
 
 
 def _shows_progress(trainer: pl.Trainer) -> bool:
     bar = trainer.progress_bar_callback
-    return bar is not None and bar.is_enabled
+    return bar is not None and bool(getattr(bar, "is_enabled", True))
 
 
 def _log_to_tensorboard(writer: Any, result: RangeTestResult, bounds: Bounds, fig: Figure) -> None:

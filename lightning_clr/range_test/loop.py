@@ -18,27 +18,29 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.pytorch.callbacks import RichProgressBar
-from lightning.pytorch.trainer.connectors.data_connector import (
-    _parse_num_batches,
-    _process_dataloader,
-    _request_dataloader,
-)
-from lightning.pytorch.trainer.states import RunningStage, TrainerFn
+from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from lightning.pytorch.utilities.data import extract_batch_size
 from torchmetrics import Metric
 
+from lightning_clr import compat
+from lightning_clr.callback import optimizer_steps_per_epoch
 from lightning_clr.range_test.result import RangeTestResult
 
 MODES = ("linear", "exponential")
+# The range test's defaults, written once: LRRangeTest, CLRTuner.range_test, the range_test config group
+# (its schema is read off LRRangeTest's signature) and the README follow them (tests/test_packaging.py).
+DEFAULT_MIN_LR = 1e-4
+#: ``max_lr=None``: the test spans up to this multiple of the optimizer's LR (of param group 0) when the
+#: test starts: SGD at 0.01 up to 1, Adam at 0.001 up to 0.1 (a span of 1 is too coarse for Adam).
+MAX_LR_FACTOR = 100
 DEFAULT_EPOCHS = 4
 
 
@@ -66,8 +68,8 @@ class RangeTestConfig:
         ValueError: naming the argument, its value and the rule.
     """
 
-    min_lr: float = 1e-5
-    max_lr: float = 1.0
+    min_lr: float = DEFAULT_MIN_LR
+    max_lr: float | None = None
     num_steps: int | None = None
     num_epochs: float | None = None
     mode: str = "linear"
@@ -80,9 +82,10 @@ class RangeTestConfig:
 
     def __post_init__(self) -> None:
         _check_positive("min_lr", self.min_lr)
-        _check_positive("max_lr", self.max_lr)
-        if not self.max_lr > self.min_lr:
-            raise ValueError(f"max_lr={self.max_lr!r} must be greater than min_lr={self.min_lr!r}")
+        if self.max_lr is not None:
+            _check_positive("max_lr", self.max_lr)
+            if not self.max_lr > self.min_lr:
+                raise ValueError(f"max_lr={self.max_lr!r} must be greater than min_lr={self.min_lr!r}")
         if self.num_steps is not None and self.num_epochs is not None:
             raise ValueError(
                 f"num_steps={self.num_steps!r} and num_epochs={self.num_epochs!r}: give one, not both"
@@ -133,7 +136,9 @@ def run_range_test(
     with _snapshot(trainer, pl_module) as keep_generators:  # even building a loader draws from the RNG
         loader, batches_per_epoch = _train_loader(trainer, keep_generators)
         accumulate = trainer.accumulate_grad_batches
-        steps_per_epoch = None if batches_per_epoch is None else max(1, batches_per_epoch // accumulate)
+        steps_per_epoch = (
+            None if batches_per_epoch is None else optimizer_steps_per_epoch(batches_per_epoch, accumulate)
+        )
         num_steps = _num_steps(config, trainer, steps_per_epoch)
         val_batches = []
         if config.monitor != "loss":
@@ -143,13 +148,14 @@ def run_range_test(
         threshold = config.divergence_threshold
         group_lrs = [float(group["lr"]) for group in optimizer.param_groups]
         ratios = group_ratios(group_lrs)
+        max_lr = span_end(config, group_lrs[0])
         result = RangeTestResult(
             lrs=[],
             losses=[],
             smoothed=[],
             mode=config.mode,
             monitor=config.monitor,
-            monitor_mode=config.monitor_mode,
+            monitor_mode=cast(str, config.monitor_mode),  # __post_init__ chose it
             num_steps=num_steps,
             steps_per_epoch=steps_per_epoch,
             total_steps=_total_steps(trainer, steps_per_epoch),
@@ -159,7 +165,7 @@ def run_range_test(
         average, best = 0.0, math.inf
         rich = isinstance(trainer.progress_bar_callback, RichProgressBar)
         with _isolated(trainer, pl_module) as capture, _progress_bar(num_steps, progress_bar, rich) as bar:
-            for step, lr in enumerate(lr_schedule(config.min_lr, config.max_lr, num_steps, config.mode)):
+            for step, lr in enumerate(lr_schedule(config.min_lr, max_lr, num_steps, config.mode)):
                 for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
                     group["lr"] = lr * ratio
                 loss = _optimizer_step(strategy, pl_module, optimizer, stream, accumulate, step)
@@ -188,6 +194,30 @@ def run_range_test(
                     break
                 best = min(best, smoothed)
     return result
+
+
+def span_end(config: RangeTestConfig, optimizer_lr: float) -> float:
+    """The test's last LR: ``config.max_lr``, or :data:`MAX_LR_FACTOR` times the optimizer's LR when None.
+
+    Raises:
+        ValueError: when ``max_lr=None`` and that multiple is not above ``min_lr``.
+
+    Example::
+
+        >>> span_end(RangeTestConfig(), optimizer_lr=0.01)
+        1.0
+        >>> span_end(RangeTestConfig(max_lr=0.5), optimizer_lr=0.01)
+        0.5
+    """
+    if config.max_lr is not None:
+        return config.max_lr
+    max_lr = MAX_LR_FACTOR * optimizer_lr
+    if not max_lr > config.min_lr:
+        raise ValueError(
+            f"max_lr=None spans up to {MAX_LR_FACTOR} x the optimizer's lr ({optimizer_lr!r}) = {max_lr!r}, "
+            f"not above min_lr={config.min_lr!r}: give max_lr"
+        )
+    return max_lr
 
 
 def group_ratios(group_lrs: Sequence[float]) -> list[float]:
@@ -259,9 +289,9 @@ def _evaluate(
             module.training = mode
     if monitor not in logged:
         raise ValueError(f"monitor={monitor!r} was not logged by validation_step; it logged {sorted(logged)}")
-    metric = next((v for v, _ in reversed(logged[monitor]) if isinstance(v, Metric)), None)
-    if metric is not None:
-        value = metric.compute()  # torchmetrics synchronises it across ranks
+    logged_metric = next((v for v, _ in reversed(logged[monitor]) if isinstance(v, Metric)), None)
+    if logged_metric is not None:
+        value = logged_metric.compute()  # torchmetrics synchronises it across ranks
     else:
         device = pl_module.device
         values = torch.stack(
@@ -345,23 +375,23 @@ def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Ca
         for module, mode in modes.items():
             module.training = mode
         _set_rng_states(rng)
-        for generator, state in generators.items():
-            generator.set_state(state)
+        for generator, generator_state in generators.items():
+            generator.set_state(generator_state)
 
 
 @contextmanager
 def _isolated(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[_LogCapture]:
     """Gradients on, ``self.log`` captured, no other callback running (CyclicLR, progress bars, ...)."""
-    callbacks = trainer.callbacks
+    callbacks = trainer.callbacks  # type: ignore[attr-defined]
     capture = _LogCapture()
-    trainer.callbacks = []
+    trainer.callbacks = []  # type: ignore[attr-defined]
     pl_module.log = capture  # type: ignore[method-assign]
     try:
         with torch.enable_grad():
             yield capture
     finally:
         del pl_module.log
-        trainer.callbacks = callbacks
+        trainer.callbacks = callbacks  # type: ignore[attr-defined]
 
 
 def _tensors(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -371,13 +401,12 @@ def _tensors(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def _metric_state(metric: Metric) -> dict[str, Any]:
-    names = [*metric._defaults, "_update_count", "_computed", "_forward_cache"]
-    return {name: copy.deepcopy(getattr(metric, name)) for name in names if hasattr(metric, name)}
+    return {name: copy.deepcopy(getattr(metric, name)) for name in compat.metric_state_names(metric)}
 
 
 def _rng_states() -> dict[str, Any]:
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
@@ -397,20 +426,18 @@ def _train_loader(
     trainer: pl.Trainer, keep_generators: Callable[[Any], None]
 ) -> tuple[CombinedLoader, int | None]:
     """The train loader(s) as the fit loop builds them (with a distributed sampler), and the epoch length."""
-    loader = _request_dataloader(trainer.fit_loop._data_source)
+    loader = compat.train_dataloaders(trainer)
     trainer.strategy.barrier("range_test_train_dataloader")
     combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")
     stage = RunningStage.TRAINING
-    combined.flattened = [
-        _process_dataloader(trainer, TrainerFn.FITTING, stage, dl) for dl in combined.flattened
-    ]
+    combined.flattened = [compat.prepare_for_fit(trainer, stage, dl) for dl in combined.flattened]
     for dl in combined.flattened:
         keep_generators(dl)
     try:
         lengths = [len(dl) for dl in combined.flattened]
     except TypeError:
         return combined, None
-    combined.limits = [_parse_num_batches(stage, n, trainer.limit_train_batches) for n in lengths]
+    combined.limits = [compat.limit_batches(stage, n, trainer.limit_train_batches) for n in lengths]
     length = int(max(combined.limits))  # "max_size_cycle": the longest loader makes the epoch
     if length == 0:
         raise ValueError("the LR range test needs training batches, but the train dataloader is empty")
@@ -422,7 +449,7 @@ def _batches(loader: CombinedLoader) -> Iterator[tuple[int, Any]]:
     epoch = 0
     while True:
         for dl in loader.flattened:
-            _set_sampler_epoch(dl, epoch)
+            compat.set_sampler_epoch(dl, epoch)
         empty = True
         for batch, batch_idx, _ in iter(loader):
             empty = False
@@ -434,17 +461,16 @@ def _batches(loader: CombinedLoader) -> Iterator[tuple[int, Any]]:
 
 def _val_batches(trainer: pl.Trainer, num_batches: int, keep_generators: Callable[[Any], None]) -> list[Any]:
     """The first ``num_batches`` validation batches, on the device, reused by every evaluation."""
-    source = trainer.fit_loop.epoch_loop.val_loop._data_source
-    if not source.is_defined():
+    loader = compat.val_dataloaders(trainer)
+    if loader is None:
         raise ValueError(
             "monitoring a validation metric needs val_dataloaders or a datamodule's val_dataloader()"
         )
-    loader = _request_dataloader(source)
     if isinstance(loader, CombinedLoader):
         loader = loader.flattened[0]
     elif isinstance(loader, Sequence):
         loader = loader[0]
-    loader = _process_dataloader(trainer, TrainerFn.FITTING, RunningStage.VALIDATING, loader)
+    loader = compat.prepare_for_fit(trainer, RunningStage.VALIDATING, loader)
     keep_generators(loader)
     batches = []
     for batch in loader:
@@ -457,7 +483,7 @@ def _val_batches(trainer: pl.Trainer, num_batches: int, keep_generators: Callabl
 
 
 def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: int | None) -> int:
-    if trainer.fast_dev_run:
+    if trainer.fast_dev_run:  # type: ignore[attr-defined]
         rank_zero_warn("fast_dev_run: the LR range test runs 2 steps only; its suggestion means nothing.")
         return 2
     if config.num_steps is not None:
@@ -466,7 +492,8 @@ def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: in
         raise ValueError(
             f"num_epochs={config.num_epochs!r} needs a train loader with a length: give num_steps instead"
         )
-    return max(2, round(config.num_epochs * steps_per_epoch))
+    epochs = DEFAULT_EPOCHS if config.num_epochs is None else config.num_epochs
+    return max(2, round(epochs * steps_per_epoch))
 
 
 def _total_steps(trainer: pl.Trainer, steps_per_epoch: int | None) -> int | None:
@@ -496,11 +523,11 @@ def _progress_bar(total: int, show: bool, rich: bool) -> Iterator[Callable[[floa
     else:
         from tqdm.auto import tqdm
 
-        with tqdm(total=total, desc="LR range test", dynamic_ncols=True) as bar:
+        with tqdm(total=total, desc="LR range test", dynamic_ncols=True) as tqdm_bar:
 
             def update(lr: float, loss: float) -> None:
-                bar.set_postfix(lr=f"{lr:.3g}", loss=f"{loss:.4g}", refresh=False)
-                bar.update()
+                tqdm_bar.set_postfix(lr=f"{lr:.3g}", loss=f"{loss:.4g}", refresh=False)
+                tqdm_bar.update()
 
             yield update
 

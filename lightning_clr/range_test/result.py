@@ -83,10 +83,10 @@ class RangeTestResult:
         Returns a :class:`matplotlib.figure.Figure` that is not registered with ``pyplot``: save it with
         ``fig.savefig(path)``, or display it in a notebook by leaving it as a cell's value.
         """
-        from matplotlib.figure import Figure
+        from lightning_clr.plotting import new_figure
 
         if ax is None:
-            fig = Figure(figsize=(7, 4.5), layout="constrained")
+            fig = new_figure(figsize=(7, 4.5))
             ax = fig.subplots()
         else:
             fig = ax.figure
@@ -103,10 +103,12 @@ class RangeTestResult:
         handles = []
         if self.monitor != "loss" and len(self.metric_steps) >= 2:
             metric_ax = ax.twinx()
-            lrs, values = self.curve()[:2]
-            handles += metric_ax.plot(lrs, values, "o", color="tab:orange", markersize=3, label=self.monitor)
+            metric_lrs, values = self.curve()[:2]
             handles += metric_ax.plot(
-                *smoothed_curve(lrs, values), color="tab:orange", label=f"{self.monitor}, smoothed"
+                metric_lrs, values, "o", color="tab:orange", markersize=3, label=self.monitor
+            )
+            handles += metric_ax.plot(
+                *smoothed_curve(metric_lrs, values), color="tab:orange", label=f"{self.monitor}, smoothed"
             )
             metric_ax.set_ylabel(self.monitor)
         if bounds is None:

@@ -26,7 +26,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from itertools import pairwise
-from typing import Any, ClassVar, NamedTuple, NoReturn, Self, TypeVar
+from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar
 
 __all__ = ["ExpRange", "Fixed", "OneCycle", "Policy", "Triangular", "Triangular2", "WholeCycles"]
 
@@ -34,6 +34,7 @@ Bounds = float | Sequence[float]
 """One value for every param group, or one value per param group."""
 
 _P = TypeVar("_P", bound="Policy")
+_C = TypeVar("_C", bound="_CyclicPolicy")
 
 
 class Policy:
@@ -300,7 +301,7 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
     def needs_resolution(self) -> bool:
         return self.step_size is None or (self.final_anneal > 0 and self.total_steps is None)
 
-    def resolve(self, steps_per_epoch: int | None, total_steps: int | None = None) -> Self:
+    def resolve(self: _C, steps_per_epoch: int | None, total_steps: int | None = None) -> _C:
         """A copy with ``step_size`` (from ``step_size_epochs`` or ``cycles``) and ``total_steps`` known.
 
         ``cycles`` gives ``step_size = round(total_steps / (2 * cycles))``; the run length is the policy's

@@ -63,19 +63,25 @@ class Bounds:
         max_lr: the high end of the cycle.
         step_size: optimizer steps in half a cycle, or None when the epoch length is unknown.
         peak_lr: the LR where the smoothed curve was best, which the bounds derive from.
+        spread: ``(lowest, highest)`` ``max_lr`` that single passes of the test suggested, when it made
+            several; their ratio says how far one short test can be trusted.
     """
 
     base_lr: float
     max_lr: float
     step_size: int | None = None
     peak_lr: float | None = None
+    spread: tuple[float, float] | None = None
 
     def __str__(self) -> str:
-        """``base_lr=0.0654 max_lr=0.196 step_size=100 (curve best at 0.491)``."""
+        """``base_lr=0.0654 max_lr=0.196 step_size=100 (curve best at 0.491; passes 0.17-0.22)``."""
         text = f"base_lr={self.base_lr:.4g} max_lr={self.max_lr:.4g}"
         if self.step_size is not None:
             text += f" step_size={self.step_size}"
-        return text if self.peak_lr is None else f"{text} (curve best at {self.peak_lr:.4g})"
+        notes = [] if self.peak_lr is None else [f"curve best at {self.peak_lr:.4g}"]
+        if self.spread is not None:
+            notes.append(f"max_lr of single passes {self.spread[0]:.3g}-{self.spread[1]:.3g}")
+        return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 def finite_prefix(lrs: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -57,6 +57,8 @@ class LRRangeTest(Callback):
         beta: the EMA factor of the smoothed loss, in [0, 1); default ``1 - 1 / max(10, num_steps / 20)``,
             an average over about 5% of the test (a fixed 0.98 lags by some 50 steps: a third of a
             150-step test).
+        passes: run the test this many times from the same weights, each on other batches, and read the
+            bounds off the median curve; ``bounds.spread`` gives the range of what single passes suggest.
         update: the bounds handed to ``update_policy``: any of ``"base_lr"``, ``"max_lr"``,
             ``"step_size"``, or ``"pending"`` for the names each target lists in its ``pending``.
         output_dir: if given, rank zero writes ``range_test.png``, ``range_test.csv`` and
@@ -93,6 +95,7 @@ class LRRangeTest(Callback):
         num_val_batches: int = 4,
         divergence_threshold: float | None = 4.0,
         beta: float | None = None,
+        passes: int = 1,
         update: str | Collection[str] = ("base_lr", "max_lr"),
         output_dir: str | Path | None = None,
         progress_bar: bool | None = None,
@@ -109,6 +112,7 @@ class LRRangeTest(Callback):
             num_val_batches=num_val_batches,
             divergence_threshold=divergence_threshold,
             beta=beta,
+            passes=passes,
         )
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)
@@ -186,7 +190,8 @@ class LRRangeTest(Callback):
             fig.savefig(self.output_dir / "range_test.png", dpi=120)
             self.result.to_csv(self.output_dir / "range_test.csv")
             with open(self.output_dir / "range_test_bounds.yaml", "w") as file:
-                yaml.safe_dump({**asdict(self.bounds), "applied": self.applied}, file, sort_keys=False)
+                bounds = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.bounds).items()}
+                yaml.safe_dump({**bounds, "applied": self.applied}, file, sort_keys=False)
         for logger in loggers:
             _log_to_tensorboard(logger.experiment, self.result, self.bounds, fig)
 
@@ -199,7 +204,10 @@ class LRRangeTest(Callback):
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         if state_dict.get("bounds") is not None:
-            self.bounds = Bounds(**state_dict["bounds"])
+            saved = dict(state_dict["bounds"])
+            if saved.get("spread") is not None:
+                saved["spread"] = tuple(saved["spread"])
+            self.bounds = Bounds(**saved)
             self.applied = dict(state_dict.get("applied", {}))
         if state_dict.get("result") is not None:
             self.result = RangeTestResult.from_state_dict(state_dict["result"])
@@ -272,7 +280,10 @@ def _log_to_tensorboard(writer: Any, result: RangeTestResult, bounds: Bounds, fi
     for step, value in zip(result.metric_steps, result.metric_values, strict=True):
         writer.add_scalar(f"range_test/{result.monitor}", value, step)
     for name, value in asdict(bounds).items():
-        if value is not None:
+        if isinstance(value, tuple):  # the spread of the passes
+            for end, number in zip(("low", "high"), value, strict=True):
+                writer.add_scalar(f"range_test/{name}_{end}", number, 0)
+        elif value is not None:
             writer.add_scalar(f"range_test/{name}", value, 0)
     writer.add_figure("range_test/curve", fig, 0, close=False)
     writer.flush()

@@ -77,6 +77,7 @@ class RangeTestConfig:
     num_val_batches: int = 4
     divergence_threshold: float | None = 4.0
     beta: float | None = None
+    passes: int = 1
 
     def __post_init__(self) -> None:
         _check_positive("min_lr", self.min_lr)
@@ -106,6 +107,7 @@ class RangeTestConfig:
         if self.val_check_interval is not None:
             _check_int("val_check_interval", self.val_check_interval, 1)
         _check_int("num_val_batches", self.num_val_batches, 1)
+        _check_int("passes", self.passes, 1)
         threshold = self.divergence_threshold
         if threshold is not None and not (_is_number(threshold) and threshold > 1):
             raise ValueError(f"divergence_threshold={threshold!r} must be a number > 1 or None")
@@ -129,7 +131,7 @@ def run_range_test(
         raise ValueError("the LR range test needs automatic optimization (automatic_optimization=True)")
     if len(trainer.optimizers) != 1:
         raise ValueError(f"the LR range test needs exactly one optimizer, got {len(trainer.optimizers)}")
-    optimizer, strategy = trainer.optimizers[0], trainer.strategy
+    optimizer = trainer.optimizers[0]
     with _snapshot(trainer, pl_module) as keep_generators:  # even building a loader draws from the RNG
         loader, batches_per_epoch = _train_loader(trainer, keep_generators)
         accumulate = trainer.accumulate_grad_batches
@@ -138,15 +140,21 @@ def run_range_test(
         val_batches = []
         if config.monitor != "loss":
             val_batches = _val_batches(trainer, config.num_val_batches, keep_generators)
-        interval = config.val_check_interval or max(1, num_steps // 30)
-        beta = config.beta if config.beta is not None else 1 - 1 / max(10, num_steps / 20)
-        threshold = config.divergence_threshold
         group_lrs = [float(group["lr"]) for group in optimizer.param_groups]
-        ratios = group_ratios(group_lrs)
-        result = RangeTestResult(
-            lrs=[],
-            losses=[],
-            smoothed=[],
+        stream = _batches(loader)
+        passes = []
+        rich = isinstance(trainer.progress_bar_callback, RichProgressBar)
+        bar_steps = num_steps * config.passes
+        with _isolated(trainer, pl_module) as capture, _progress_bar(bar_steps, progress_bar, rich) as bar:
+            for index in range(config.passes):
+                with _snapshot(trainer, pl_module):  # every pass starts from the same weights and RNG state
+                    if index > 0:  # ... and then draws other batches (the stream goes on) and dropout
+                        _seed_everything(int(torch.randint(2**31 - 1, ())) + index)
+                    passes.append(
+                        _one_pass(trainer, pl_module, config, num_steps, stream, val_batches, capture, bar)
+                    )
+        result = RangeTestResult.from_passes(
+            passes,
             mode=config.mode,
             monitor=config.monitor,
             monitor_mode=config.monitor_mode,
@@ -155,38 +163,53 @@ def run_range_test(
             total_steps=_total_steps(trainer, steps_per_epoch),
             group_lrs=group_lrs,
         )
-        stream = _batches(loader)
-        average, best = 0.0, math.inf
-        rich = isinstance(trainer.progress_bar_callback, RichProgressBar)
-        with _isolated(trainer, pl_module) as capture, _progress_bar(num_steps, progress_bar, rich) as bar:
-            for step, lr in enumerate(lr_schedule(config.min_lr, config.max_lr, num_steps, config.mode)):
-                for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
-                    group["lr"] = lr * ratio
-                loss = _optimizer_step(strategy, pl_module, optimizer, stream, accumulate, step)
-                value = strategy.reduce(loss, reduce_op="mean").item()  # the one sync of a step
-                average = beta * average + (1 - beta) * value
-                smoothed = average / (1 - beta ** (step + 1)) if math.isfinite(value) else math.nan
-                result.lrs.append(lr)
-                result.losses.append(value)
-                result.smoothed.append(smoothed)
-                due = (step + 1) % interval == 0 or step == num_steps - 1
-                if val_batches and due and math.isfinite(value):
-                    result.metric_steps.append(step)
-                    result.metric_values.append(
-                        _evaluate(trainer, pl_module, val_batches, config.monitor, capture)
-                    )
-                bar(lr, value)
-                if not math.isfinite(value):
-                    result.stop_reason = f"loss {value} at step {step} (lr={lr:.4g})"
-                elif threshold is not None and smoothed > threshold * best:
-                    result.stop_reason = (
-                        f"smoothed loss {smoothed:.4g} > {threshold} x best {best:.4g} at step {step} "
-                        f"(lr={lr:.4g})"
-                    )
-                if result.stop_reason is not None:
-                    rank_zero_info(f"LR range test stopped early: {result.stop_reason}")
-                    break
-                best = min(best, smoothed)
+    return result
+
+
+def _one_pass(
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    config: RangeTestConfig,
+    num_steps: int,
+    stream: Iterator[tuple[int, Any]],
+    val_batches: list[Any],
+    capture: _LogCapture,
+    bar: Callable[[float, float], None],
+) -> RangeTestResult:
+    """One test: ``num_steps`` optimizer steps as the LR rises, until the loss diverges."""
+    optimizer, strategy = trainer.optimizers[0], trainer.strategy
+    accumulate = trainer.accumulate_grad_batches
+    interval = config.val_check_interval or max(1, num_steps // 30)
+    beta = config.beta if config.beta is not None else 1 - 1 / max(10, num_steps / 20)
+    threshold = config.divergence_threshold
+    ratios = group_ratios([float(group["lr"]) for group in optimizer.param_groups])
+    result = RangeTestResult(lrs=[], losses=[], smoothed=[])
+    average, best = 0.0, math.inf
+    for step, lr in enumerate(lr_schedule(config.min_lr, config.max_lr, num_steps, config.mode)):
+        for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
+            group["lr"] = lr * ratio
+        loss = _optimizer_step(strategy, pl_module, optimizer, stream, accumulate, step)
+        value = strategy.reduce(loss, reduce_op="mean").item()  # the one sync of a step
+        average = beta * average + (1 - beta) * value
+        smoothed = average / (1 - beta ** (step + 1)) if math.isfinite(value) else math.nan
+        result.lrs.append(lr)
+        result.losses.append(value)
+        result.smoothed.append(smoothed)
+        due = (step + 1) % interval == 0 or step == num_steps - 1
+        if val_batches and due and math.isfinite(value):
+            result.metric_steps.append(step)
+            result.metric_values.append(_evaluate(trainer, pl_module, val_batches, config.monitor, capture))
+        bar(lr, value)
+        if not math.isfinite(value):
+            result.stop_reason = f"loss {value} at step {step} (lr={lr:.4g})"
+        elif threshold is not None and smoothed > threshold * best:
+            result.stop_reason = (
+                f"smoothed loss {smoothed:.4g} > {threshold} x best {best:.4g} at step {step} (lr={lr:.4g})"
+            )
+        if result.stop_reason is not None:
+            rank_zero_info(f"LR range test stopped early: {result.stop_reason}")
+            break
+        best = min(best, smoothed)
     return result
 
 
@@ -380,6 +403,12 @@ def _rng_states() -> dict[str, Any]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _set_rng_states(states: Mapping[str, Any]) -> None:

@@ -68,7 +68,7 @@ POLICY_FILES = {"fixed": "fixed", "triangular2": "triangular2", "one_cycle": "on
 WARMUP = 0.05  # linear warmup of the warmup-cosine and schedule-free competitors, as a fraction of the run
 #: Schedule-free LRs tried on seed 0, as multiples of the best fixed LR (its README: 10-50x for SGD, 1-10x
 #: for AdamW; the fixed LRs here are already at the top of what the network tolerates).
-SCHEDULE_FREE_FACTORS = {"sgd": (1, 3, 10), "adam": (0.3, 1, 3)}
+SCHEDULE_FREE_FACTORS = {"sgd": (1, 3, 10, 30), "adam": (0.3, 1, 3, 10)}
 FINAL_ANNEALS = (0.1, 0.2)  # the triangular2 end phases compared
 EVAL_CHUNK = 2000
 

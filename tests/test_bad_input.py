@@ -65,7 +65,7 @@ BAD = {
     ),
     "step_size_epochs, loader of unknown length": (
         STREAM,
-        "policy.step_size_epochs=4.0 needs the number of batches",
+        "policy.step_size_epochs=2.5 needs the number of batches",
     ),
     "data set missing, no download": (["dataset=mnist", "dataset.download=false"], "dataset: MNIST"),
     "data set missing, download impossible": (NO_MIRROR, "dataset: MNIST"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 UPDATABLE = ("base_lr", "max_lr", "step_size")
+WIDEN_FACTOR = 3.0
 
 
 class LRRangeTest(Callback):
@@ -59,6 +60,8 @@ class LRRangeTest(Callback):
             150-step test).
         passes: run the test this many times from the same weights, each on other batches, and read the
             bounds off the median curve; ``bounds.spread`` gives the range of what single passes suggest.
+        widen: while the curve's best point is at the top of the span (the loss still falling), test again
+            up to 3x ``max_lr``, at most this many times; then warn. 0 only warns.
         update: the bounds handed to ``update_policy``: any of ``"base_lr"``, ``"max_lr"``,
             ``"step_size"``, or ``"pending"`` for the names each target lists in its ``pending``.
         output_dir: if given, rank zero writes ``range_test.png``, ``range_test.csv`` and
@@ -96,6 +99,7 @@ class LRRangeTest(Callback):
         divergence_threshold: float | None = 4.0,
         beta: float | None = None,
         passes: int = 1,
+        widen: int = 2,
         update: str | Collection[str] = ("base_lr", "max_lr"),
         output_dir: str | Path | None = None,
         progress_bar: bool | None = None,
@@ -118,9 +122,12 @@ class LRRangeTest(Callback):
             update = tuple([update] if isinstance(update, str) else update)
             if not set(update) <= set(UPDATABLE):
                 raise ValueError(f"update={update!r} must be 'pending' or a selection of {UPDATABLE}")
+        if isinstance(widen, bool) or not isinstance(widen, int) or widen < 0:
+            raise ValueError(f"widen={widen!r} must be an integer >= 0")
         if progress_bar is not None and not isinstance(progress_bar, bool):
             raise ValueError(f"progress_bar={progress_bar!r} must be true, false or None")
         self.update = update
+        self.widen = widen
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.progress_bar = progress_bar
         self.stop_after_test = False
@@ -137,7 +144,7 @@ class LRRangeTest(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.bounds is None:  # else known from a checkpoint or an earlier fit: apply, do not test again
             progress = _shows_progress(trainer) if self.progress_bar is None else self.progress_bar
-            self.result = run_range_test(trainer, pl_module, self.config, progress and trainer.is_global_zero)
+            self.result = self._test(trainer, pl_module, progress and trainer.is_global_zero)
             # every rank saw the same (reduced) curve; the broadcast rules out float noise
             self.bounds = trainer.strategy.broadcast(self.result.suggest(), src=0)
             self.applied = self._per_group(self.bounds, self.result.group_lrs)
@@ -146,6 +153,27 @@ class LRRangeTest(Callback):
         self._apply(trainer)
         if self.stop_after_test:
             raise _TunerExitException()
+
+    def _test(self, trainer: pl.Trainer, pl_module: pl.LightningModule, progress: bool) -> RangeTestResult:
+        """The test, run again over a 3x wider span (``widen`` times at most) while the curve is still
+        improving at the top of its span; a warning if it still is."""
+        config = self.config
+        result = run_range_test(trainer, pl_module, config, progress)
+        for _ in range(self.widen):
+            if not result.best_at_top():
+                break
+            wider = replace(config, max_lr=config.max_lr * WIDEN_FACTOR)
+            rank_zero_info(
+                f"LR range test: the loss was still falling at max_lr={config.max_lr:.4g}, the top of the "
+                f"span; testing again up to {wider.max_lr:.4g}"
+            )
+            config, result = wider, run_range_test(trainer, pl_module, wider, progress)
+        if result.best_at_top():
+            rank_zero_warn(
+                f"LR range test: the curve's best point is at the top of its span (max_lr="
+                f"{config.max_lr:.4g}), so the bounds may be too low: raise range_test.max_lr"
+            )
+        return result
 
     @staticmethod
     def _per_group(bounds: Bounds, group_lrs: list[float]) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class LRRangeTest(Callback):
             150-step test).
         passes: run the test this many times from the same weights, each on other batches, and read the
             bounds off the median curve; ``bounds.spread`` gives the range of what single passes suggest.
+        min_steps: a test given in ``num_epochs`` runs at least this many optimizer steps (a small data set's
+            few batches make a curve too coarse to read).
         widen: while the curve's best point is at the top of the span (the loss still falling), test again
             up to 3x ``max_lr``, at most this many times; then warn. 0 only warns.
         update: the bounds handed to ``update_policy``: any of ``"base_lr"``, ``"max_lr"``,
@@ -99,6 +101,7 @@ class LRRangeTest(Callback):
         divergence_threshold: float | None = 4.0,
         beta: float | None = None,
         passes: int = 1,
+        min_steps: int = 2,
         widen: int = 2,
         update: str | Collection[str] = ("base_lr", "max_lr"),
         output_dir: str | Path | None = None,
@@ -117,6 +120,7 @@ class LRRangeTest(Callback):
             divergence_threshold=divergence_threshold,
             beta=beta,
             passes=passes,
+            min_steps=min_steps,
         )
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)

@@ -78,6 +78,7 @@ class RangeTestConfig:
     divergence_threshold: float | None = 4.0
     beta: float | None = None
     passes: int = 1
+    min_steps: int = 2
 
     def __post_init__(self) -> None:
         _check_positive("min_lr", self.min_lr)
@@ -108,6 +109,7 @@ class RangeTestConfig:
             _check_int("val_check_interval", self.val_check_interval, 1)
         _check_int("num_val_batches", self.num_val_batches, 1)
         _check_int("passes", self.passes, 1)
+        _check_int("min_steps", self.min_steps, 2)
         threshold = self.divergence_threshold
         if threshold is not None and not (_is_number(threshold) and threshold > 1):
             raise ValueError(f"divergence_threshold={threshold!r} must be a number > 1 or None")
@@ -495,7 +497,7 @@ def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: in
         raise ValueError(
             f"num_epochs={config.num_epochs!r} needs a train loader with a length: give num_steps instead"
         )
-    return max(2, round(config.num_epochs * steps_per_epoch))
+    return max(2, config.min_steps, round(config.num_epochs * steps_per_epoch))
 
 
 def _total_steps(trainer: pl.Trainer, steps_per_epoch: int | None) -> int | None:

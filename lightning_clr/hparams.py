@@ -20,7 +20,16 @@ from omegaconf import DictConfig
 from lightning_clr.callback import CyclicLR
 
 #: Policy arguments shown in the HParams table (those the policy has).
-POLICY_KEYS = ("base_lr", "max_lr", "step_size", "step_size_epochs", "gamma", "lr", "total_steps")
+POLICY_KEYS = (
+    "base_lr",
+    "max_lr",
+    "step_size",
+    "step_size_epochs",
+    "gamma",
+    "lr",
+    "total_steps",
+    "final_anneal",
+)
 
 
 def hparams(cfg: DictConfig, cyclic_lr: CyclicLR | None) -> dict[str, Any]:
@@ -34,7 +43,8 @@ def hparams(cfg: DictConfig, cyclic_lr: CyclicLR | None) -> dict[str, Any]:
         ...                         "dataset": {"batch_size": 100}})
         >>> hparams(cfg, CyclicLR(Triangular(0.01, 0.1, step_size=8)))
         {'policy': 'triangular', 'base_lr': 0.01, 'max_lr': 0.1, 'step_size': 8, 'step_size_epochs': None, \
-'total_steps': None, 'cycle_momentum': False, 'optimizer': 'SGD', 'batch_size': 100, 'seed': 1}
+'total_steps': None, 'final_anneal': 0.0, 'cycle_momentum': False, 'optimizer': 'SGD', 'batch_size': 100, \
+'seed': 1}
     """
     values: dict[str, Any] = {"policy": "none"}
     if cyclic_lr is not None:

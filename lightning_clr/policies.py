@@ -43,6 +43,7 @@ Bounds = float | Sequence[float]
 """One value for every param group, or one value per param group."""
 
 _P = TypeVar("_P", bound="Policy")
+_C = TypeVar("_C", bound="_CyclicPolicy")
 
 
 class Policy:
@@ -358,7 +359,7 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
     def needs_resolution(self) -> bool:
         return self.step_size is None or (self.final_anneal > 0 and self.total_steps is None)
 
-    def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
+    def resolve(self: _C, steps_per_epoch: int | None, total_steps: int | None = None) -> _C:
         """A copy with ``step_size`` (from ``step_size_epochs`` or ``cycles``) and ``total_steps`` known.
 
         ``cycles`` gives ``step_size = round(total_steps / (2 * cycles))``; the run length is the policy's

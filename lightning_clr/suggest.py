@@ -7,9 +7,14 @@ writes a robust version of that down:
 1. keep the curve up to its first NaN/inf (a diverging test stops there);
 2. smooth it with a centred moving average over ``window`` (10%) of its points: no lag, where an EMA of
    ``beta`` moves every landmark about ``1 / (1 - beta)`` steps to the right, to a higher LR;
-3. ``peak_lr`` is where the smoothed curve is best (lowest loss, highest accuracy): where it stops
-   improving and turns;
+3. ``peak_lr`` is where the smoothed curve is best (lowest loss, highest accuracy), read against log-LR
+   (:func:`curve_best`: the vertex of a parabola in ``log(lr)`` through the bottom of the curve, not its
+   single lowest point, which jumps around a broad, noisy bottom): where it stops improving and turns;
 4. ``max_lr = 0.4 * peak_lr`` and ``base_lr = max_lr / 3``.
+
+:class:`~lightning_clr.range_test.RangeTestResult` reads the median curve of several passes of the test
+(``passes``) and reports how far single passes would have moved ``max_lr`` (``Bounds.spread``); the
+benchmark pages say how the passes, the parabola and its depth were chosen.
 
 Why a fraction of the peak: in a linear test the model keeps learning while the LR rises, so the curve
 turns only where the LR is already too large to make progress. Measured on 9 linear tests per task (SGD
@@ -43,6 +48,7 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "MODES",
     "Bounds",
+    "curve_best",
     "finite_prefix",
     "smooth",
     "smoothed_curve",
@@ -65,19 +71,25 @@ class Bounds:
         max_lr: the high end of the cycle.
         step_size: optimizer steps in half a cycle, or None when the epoch length is unknown.
         peak_lr: the LR where the smoothed curve was best, which the bounds derive from.
+        spread: ``(lowest, highest)`` ``max_lr`` that single passes of the test suggested, when it made
+            several; their ratio says how far one short test can be trusted.
     """
 
     base_lr: float
     max_lr: float
     step_size: int | None = None
     peak_lr: float | None = None
+    spread: tuple[float, float] | None = None
 
     def __str__(self) -> str:
-        """``base_lr=0.0654 max_lr=0.196 step_size=100 (curve best at 0.491)``."""
+        """``base_lr=0.0654 max_lr=0.196 step_size=100 (curve best at 0.491; passes 0.17-0.22)``."""
         text = f"base_lr={self.base_lr:.4g} max_lr={self.max_lr:.4g}"
         if self.step_size is not None:
             text += f" step_size={self.step_size}"
-        return text if self.peak_lr is None else f"{text} (curve best at {self.peak_lr:.4g})"
+        notes = [] if self.peak_lr is None else [f"curve best at {self.peak_lr:.4g}"]
+        if self.spread is not None:
+            notes.append(f"max_lr of single passes {self.spread[0]:.3g}-{self.spread[1]:.3g}")
+        return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 def finite_prefix(lrs: ArrayLike, values: ArrayLike) -> tuple[Array, Array]:
@@ -118,7 +130,8 @@ def suggest_bounds(
 ) -> Bounds:
     """CLR bounds from a range-test curve: ``max_lr = max_fraction * peak_lr``, ``base_lr = max_lr / 3``.
 
-    ``peak_lr`` is where :func:`smoothed_curve` is best (``min`` mode: lowest; ``max`` mode: highest).
+    ``peak_lr`` is where :func:`smoothed_curve` is best (``min`` mode: lowest; ``max`` mode: highest), as
+    :func:`curve_best` reads it.
 
     Args:
         lrs: the learning rate of every recorded point, increasing.
@@ -133,10 +146,11 @@ def suggest_bounds(
 
     Example::
 
-        >>> lrs = [i / 100 for i in range(101)]
-        >>> losses = [(lr - 0.6) ** 2 for lr in lrs]  # best at 0.6
-        >>> suggest_bounds(lrs, losses)
-        Bounds(base_lr=0.08, max_lr=0.24, step_size=None, peak_lr=0.6)
+        >>> lrs = [0.01 * 1.05**i for i in range(100)]
+        >>> losses = [(math.log(lr / 0.6)) ** 2 for lr in lrs]  # best at 0.6
+        >>> bounds = suggest_bounds(lrs, losses)
+        >>> round(bounds.peak_lr, 2), round(bounds.max_lr, 2), round(bounds.base_lr, 2)
+        (0.6, 0.24, 0.08)
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} must be one of {MODES}")
@@ -147,9 +161,44 @@ def suggest_bounds(
     if not 0 <= window < 1:
         raise ValueError(f"window={window!r} must be in [0, 1)")
     finite_lrs, smoothed = smoothed_curve(lrs, values, window)
-    peak_lr = float(finite_lrs[int(np.argmin(smoothed) if mode == "min" else np.argmax(smoothed))])
+    peak_lr = curve_best(finite_lrs, smoothed if mode == "min" else -smoothed)
     max_lr = max_fraction * peak_lr
     return Bounds(base_lr=max_lr / base_divisor, max_lr=max_lr, peak_lr=peak_lr)
+
+
+def curve_best(lrs: ArrayLike, values: ArrayLike, depth: float = 0.3) -> float:
+    """Where a (smoothed) loss curve is lowest, read against log-LR: the vertex of a parabola in
+    ``log(lr)`` fitted to the points around the lowest one that lie within ``depth`` of its fall.
+
+    The fall is from the highest point before the lowest one; the points are the contiguous run around the
+    lowest point whose values are within ``depth * fall`` of it. A broad, flat bottom then gives its
+    centre, not whichever noisy point happens to be lowest. With fewer than 4 such points, no positive
+    curvature, or a non-positive LR among them, the lowest point itself; the vertex is kept within the run.
+
+    Example::
+
+        >>> lrs = [0.1 * 1.1**i for i in range(40)]
+        >>> round(curve_best(lrs, [(math.log(lr) - math.log(0.5)) ** 2 for lr in lrs]), 3)
+        0.5
+    """
+    lrs = np.asarray(lrs, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    lowest = int(np.argmin(values))
+    fall = float(values[: lowest + 1].max() - values[lowest])
+    near = values <= values[lowest] + depth * fall
+    first, last = lowest, lowest
+    while first > 0 and near[first - 1]:
+        first -= 1
+    while last < len(values) - 1 and near[last + 1]:
+        last += 1
+    run = slice(first, last + 1)
+    if last - first < 3 or lrs[first] <= 0:
+        return float(lrs[lowest])
+    x = np.log(lrs[run])
+    curvature, slope, _ = np.polyfit(x, values[run], 2)
+    if curvature <= 0:
+        return float(lrs[lowest])
+    return float(np.exp(np.clip(-slope / (2 * curvature), x[0], x[-1])))
 
 
 def smoothed_curve(lrs: ArrayLike, values: ArrayLike, window: float = 0.1) -> tuple[Array, Array]:

@@ -19,6 +19,7 @@ training steps (``trainer.fit`` with ``max_steps``, no validation, logger or che
 
     python scripts/bench_range_test.py                      # 8 settings, 3 seeds, 16 epochs
     python scripts/bench_range_test.py range_test.max_lr=0.1 --seeds 5 --settings digits/mlp/adam
+    python scripts/bench_range_test.py --spread --seeds 8     # the range test alone: max_lr over 8 seeds
 """
 
 from __future__ import annotations
@@ -195,6 +196,52 @@ def bench_setting(
     }
 
 
+def suggestion_spread(setting: str, overrides: Sequence[str], seeds: int, root: str) -> dict[str, Any]:
+    """The range test alone on seeds 0..N-1 (initial weights and batch order): how far its ``max_lr`` moves.
+
+    ``edge`` counts the tests whose curve was still best at the top of the (possibly widened) span.
+    """
+    dataset, model, optimizer = setting.split("/")
+    cfg = compose_config(optimizer, [f"dataset={dataset}", f"model={model}", *overrides])
+    data = load_data(cfg)
+    settings = OmegaConf.to_container(cfg.range_test, resolve=True)
+    assert isinstance(settings, dict)
+    max_lrs, edges, seconds = [], 0, []
+    for seed in range(seeds):
+        pl.seed_everything(seed, verbose=False)
+        module = ClassificationModule(make_net(cfg, data, seed), optimizer=instantiate(cfg.optimizer))
+        tuner = CLRTuner(make_trainer(root, max_epochs=48))
+        result, took = timed(
+            lambda: tuner.range_test(module, datamodule=instantiate(cfg.dataset), **settings)  # noqa: B023
+        )
+        bounds = result.suggest()
+        max_lrs.append(bounds.max_lr)
+        edges += result.best_at_top(bounds)
+        seconds.append(took)
+    return {
+        "setting": setting,
+        "max_lrs": max_lrs,
+        "ratio": max(max_lrs) / min(max_lrs),
+        "edges": edges,
+        "seconds": statistics.median(seconds),
+    }
+
+
+def spread_table(rows: Sequence[dict[str, Any]]) -> str:
+    """One row per setting: the suggested ``max_lr`` over seeds, its max/min ratio, tests at the edge."""
+    lines = [
+        "| setting | max_lr min | median | max | max / min | best at the span's top | test s (median) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lrs = row["max_lrs"]
+        lines.append(
+            f"| {row['setting']} | {min(lrs):.3g} | {statistics.median(lrs):.3g} | {max(lrs):.3g} | "
+            f"{row['ratio']:.2f}x | {row['edges']}/{len(lrs)} | {row['seconds']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """One row per setting: accuracies, epochs to (a)'s best, finder times."""
 
@@ -228,6 +275,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, paired across (a), (b), (c)")
     parser.add_argument("--epochs", type=int, default=16, help="the budget of every training run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timings of each finder")
+    parser.add_argument(
+        "--spread", action="store_true", help="only the range test, on --seeds seeds: how far max_lr moves"
+    )
     args = parser.parse_args()
     if min(args.seeds, args.epochs, args.repeats) < 1:
         parser.error("--seeds, --epochs and --repeats must be at least 1")
@@ -241,6 +291,12 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     start, cpu_start = time.perf_counter(), time.process_time()
+    if args.spread:
+        with tempfile.TemporaryDirectory() as root:
+            spreads = [suggestion_spread(s, args.overrides, args.seeds, root) for s in args.settings]
+        print(f"\nsuggested max_lr over {args.seeds} seeds:\n{spread_table(spreads)}")
+        print(f"\n{time.perf_counter() - start:.0f} s wall")
+        return
     rows = [
         bench_setting(s, args.overrides, args.seeds, args.epochs, args.repeats, say) for s in args.settings
     ]

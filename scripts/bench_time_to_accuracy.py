@@ -8,28 +8,38 @@ and the same batch order, and each policy's run is compared with the fixed LR's 
 For each optimizer:
 
 1. the LR range test (``CLRTuner(trainer).range_test(...).suggest()``, settings of ``conf/range_test``) on
-   seed 0 gives ``base_lr``, ``max_lr`` and ``step_size`` for every cyclic policy and 1cycle;
+   seed 0 gives ``base_lr``, ``max_lr`` and ``step_size`` for the cyclic policies and 1cycle;
 2. the fixed LR is the best (by best validation accuracy, seed 0) of a small grid, ``FIXED_GRIDS``;
-3. every policy is trained on every seed: ``fixed``, ``step_decay`` (the fixed LR divided by 10 at 6/7 and
-   13/14 of the run, the shape of the paper's Caffe baseline), ``triangular``, ``triangular2``,
-   ``exp_range`` (gamma such that the amplitude decays over the run as the paper's 0.99994 over 42,000
-   iterations) and ``one_cycle`` (peak ``max_lr``); each from its ``conf/policy`` file.
+3. every schedule is trained on every seed: ``fixed``; what users pick instead of CLR: cosine annealing to
+   0 and cosine after a 5% linear warmup, each peaking at the grid's best fixed LR and at the range test's
+   ``max_lr``, and schedule-free SGD / AdamW (``schedulefree``; its LR the best on seed 0 of
+   ``SCHEDULE_FREE_FACTORS`` times the fixed LR by final accuracy, 5% warmup, evaluated after
+   ``optimizer.eval()``); and
+   ours, each from its ``conf/policy`` file with the range test's bounds: ``triangular2`` (Smith's, and
+   with each ``final_anneal`` of ``FINAL_ANNEALS``) and ``one_cycle`` (peak ``max_lr``).
 
 It prints one table per optimizer (best and final validation accuracy averaged over seeds, in how many seeds
-the policy reached the fixed LR's best accuracy of that seed, the median first epoch it did, and the median
-of the per-seed speed-ups ``fixed epochs / policy epochs``) and writes a figure of the mean validation
-accuracy per epoch. Training is a plain loop on in-memory tensors (no Lightning, one CPU thread: the 1-D
-CNN is too small for more), with the LR of step ``k`` set by :meth:`CyclicLR.apply` exactly as in training.
+the schedule reached the fixed LR's best accuracy of that seed, the median first epoch it did, the median
+of the per-seed speed-ups ``fixed epochs / policy epochs``, and the epochs of training the method cost in
+all, its tuning included: a grid is 3 runs, our range test its passes) and writes a figure of the mean
+validation accuracy per epoch. Training is a plain loop on in-memory tensors (no Lightning, one CPU thread:
+the 1-D CNN is too small for more), with the LR of step ``k`` set by :meth:`CyclicLR.apply` exactly as in
+training; ``--trainer-seeds N`` also trains ``triangular2`` with a real ``Trainer`` and the ``CyclicLR``
+callback on seeds 0..N-1, beside the lean loop's rows of the same seeds. ``--cache DIR`` keeps every
+run's curve, so a longer or wider rerun trains only what is new.
 
     python scripts/bench_time_to_accuracy.py                            # MNIST-1D, 5 seeds, 15 epochs
-    python scripts/bench_time_to_accuracy.py --seeds 10 --epochs 60 --optimizers adam
+    python scripts/bench_time_to_accuracy.py --seeds 10 --epochs 60 --trainer-seeds 3 --cache outputs/runs
     python scripts/bench_time_to_accuracy.py dataset=digits model=mlp   # Hydra overrides of conf/
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
+import math
 import statistics
 import time
 import warnings
@@ -58,15 +68,12 @@ ROOT = Path(__file__).resolve().parents[1]
 register()  # the config schemas, as the app registers them when it starts
 FIXED_GRIDS = {"sgd": (0.03, 0.1, 0.3), "adam": (0.003, 0.01, 0.03)}
 #: The benchmark's policies and the ``conf/policy`` file each is built from.
-POLICY_FILES = {
-    "fixed": "fixed",
-    "step_decay": "fixed",
-    "triangular": "triangular",
-    "triangular2": "triangular2",
-    "exp_range": "exp_range",
-    "one_cycle": "one_cycle",
-}
-PAPER_DECAY = 0.99994**42000  # exp_range's amplitude at the end of the paper's CIFAR-10 run
+POLICY_FILES = {"fixed": "fixed", "triangular2": "triangular2", "one_cycle": "one_cycle"}
+WARMUP = 0.05  # linear warmup of the warmup-cosine and schedule-free competitors, as a fraction of the run
+#: Schedule-free LRs tried on seed 0, as multiples of the best fixed LR (its README: 10-50x for SGD, 1-10x
+#: for AdamW; the fixed LRs here are already at the top of what the network tolerates).
+SCHEDULE_FREE_FACTORS = {"sgd": (1, 3, 10, 30), "adam": (0.3, 1, 3, 10)}
+FINAL_ANNEALS = (0.1, 0.2)  # the triangular2 end phases compared
 EVAL_CHUNK = 2000
 
 
@@ -93,6 +100,8 @@ class Runs:
 
     label: str
     curves: list[list[float]] = field(default_factory=list)
+    tuning: str = ""
+    """Epochs of training the method cost in all, tuning included (a grid, a range test)."""
 
 
 def compose_config(optimizer: str, overrides: Sequence[str]) -> DictConfig:
@@ -139,42 +148,174 @@ def accuracy(net: nn.Module, x: Tensor, y: Tensor) -> float:
     return correct / len(y)
 
 
-def train(cfg: DictConfig, data: Data, policy_cfg: DictConfig, seed: int, epochs: int) -> list[float]:
-    """Train a fresh network of seed ``seed`` under ``policy_cfg``; validation accuracy after each epoch."""
+@dataclass(frozen=True)
+class Competitor:
+    """A schedule users pick instead of CLR, applied by the lean loop.
+
+    ``cosine``: cosine annealing from ``lr`` to 0 over the run (``CosineAnnealingLR``), after a linear warmup
+    from 0 over the first ``warmup`` of the run when ``warmup > 0``. ``schedule_free``: the
+    ``schedulefree`` package's SGD or AdamW (after the configured optimizer) at ``lr``, with
+    ``warmup_steps`` the first ``warmup`` of the run, no schedule, and ``optimizer.eval()`` for evaluation.
+    """
+
+    kind: str
+    lr: float
+    warmup: float = 0.0
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """The LR of optimizer step ``step`` of ``total_steps`` (``cosine`` only).
+
+        Example::
+
+            >>> [round(Competitor("cosine", 1.0, warmup=0.2).lr_at(k, 10), 3) for k in (0, 1, 2, 6, 9)]
+            [0.5, 1.0, 1.0, 0.5, 0.038]
+        """
+        warmup = round(self.warmup * total_steps)
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        return self.lr * (1 + math.cos(math.pi * (step - warmup) / (total_steps - warmup))) / 2
+
+    def make_optimizer(self, cfg: DictConfig, params: Any, total_steps: int) -> torch.optim.Optimizer:
+        if self.kind != "schedule_free":
+            return instantiate(cfg.optimizer)(params, lr=self.lr)
+        import schedulefree
+
+        options = OmegaConf.to_container(cfg.optimizer, resolve=True)
+        assert isinstance(options, dict)
+        warmup_steps = round(self.warmup * total_steps)
+        decay = options.get("weight_decay", 0.0)
+        if options["_target_"].endswith("SGD"):
+            return schedulefree.SGDScheduleFree(
+                params,
+                lr=self.lr,
+                momentum=options["momentum"],
+                weight_decay=decay,
+                warmup_steps=warmup_steps,
+            )
+        betas = tuple(options["betas"])
+        return schedulefree.AdamWScheduleFree(
+            params, lr=self.lr, betas=betas, weight_decay=decay, warmup_steps=warmup_steps
+        )
+
+
+Schedule = DictConfig | Competitor
+"""A ``conf/policy`` config (applied by :meth:`CyclicLR.apply`) or a :class:`Competitor`."""
+
+
+def train(cfg: DictConfig, data: Data, schedule: Schedule, seed: int, epochs: int) -> list[float]:
+    """Train a fresh network of seed ``seed`` under ``schedule``; validation accuracy after each epoch."""
     net = make_net(cfg, data, seed)
-    optimizer = instantiate(cfg.optimizer)(net.parameters())
-    clr = build_cyclic_lr(policy_cfg)
+    total_steps = epochs * data.steps_per_epoch
+    if isinstance(schedule, Competitor):
+        optimizer = schedule.make_optimizer(cfg, net.parameters(), total_steps)
+
+        def set_lr(step: int) -> None:
+            if schedule.kind == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = schedule.lr_at(step, total_steps)
+
+    else:
+        optimizer = instantiate(cfg.optimizer)(net.parameters())
+        clr = build_cyclic_lr(schedule)
+        if clr.policy.needs_resolution:
+            clr.policy = clr.policy.resolve(data.steps_per_epoch, total_steps)
+
+        def set_lr(step: int) -> None:
+            clr.apply(step, [optimizer])
+
+    schedule_free = hasattr(optimizer, "eval")
     order = torch.Generator().manual_seed(seed)
     step, curve = 0, []
     for _ in range(epochs):
         net.train()
+        if schedule_free:
+            optimizer.train()
         for batch in torch.randperm(len(data.train_y), generator=order).split(data.batch_size):
-            clr.apply(step, [optimizer])
+            set_lr(step)
             loss = F.cross_entropy(net(data.train_x[batch]), data.train_y[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
+        if schedule_free:
+            optimizer.eval()  # evaluate at the averaged weights, as the schedulefree README says
         curve.append(accuracy(net, data.val_x, data.val_y))
     return curve
 
 
-def range_test_bounds(cfg: DictConfig, data: Data, epochs: int) -> Bounds:
-    """Our LR range test on seed 0, for a run of ``epochs`` epochs: CLR bounds and step size."""
+class RunCache:
+    """Validation curves already trained, one JSON file per (setting, schedule, seed, epochs), or none.
+
+    Example::
+
+        >>> RunCache(None).get_or_train(("key",), lambda: [0.5])
+        [0.5]
+    """
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+
+    def get_or_train(self, key: Sequence[Any], run: Callable[[], list[float]]) -> list[float]:
+        if self.folder is None:
+            return run()
+        digest = hashlib.sha1(json.dumps([str(part) for part in key]).encode()).hexdigest()[:16]
+        path = self.folder / f"{digest}.json"
+        if path.exists():
+            return json.loads(path.read_text())["curve"]
+        curve = run()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": [str(part) for part in key], "curve": curve}))
+        return curve
+
+
+def range_test_bounds(cfg: DictConfig, data: Data, epochs: int) -> tuple[Bounds, float]:
+    """Our LR range test on seed 0, for a run of ``epochs`` epochs: CLR bounds and step size, and the
+    epochs of training the test took (all passes)."""
     pl.seed_everything(0, verbose=False)
     module = ClassificationModule(make_net(cfg, data, 0), optimizer=instantiate(cfg.optimizer))
-    trainer = pl.Trainer(
-        max_epochs=epochs,
+    settings = OmegaConf.to_container(cfg.range_test, resolve=True)
+    assert isinstance(settings, dict)
+    result = CLRTuner(quiet_trainer(max_epochs=epochs)).range_test(
+        module, datamodule=instantiate(cfg.dataset), **settings
+    )
+    passes = result.pass_losses or [result.losses]
+    return result.suggest(), sum(len(losses) for losses in passes) / data.steps_per_epoch
+
+
+def quiet_trainer(**kwargs: Any) -> pl.Trainer:
+    """A CPU trainer that logs, checkpoints and prints nothing."""
+    return pl.Trainer(
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        **kwargs,
     )
-    settings = OmegaConf.to_container(cfg.range_test, resolve=True)
-    assert isinstance(settings, dict)
-    result = CLRTuner(trainer).range_test(module, datamodule=instantiate(cfg.dataset), **settings)
-    return result.suggest()
+
+
+class _ValAccuracy(pl.Callback):
+    """Collects ``val_acc`` after every training epoch."""
+
+    def __init__(self) -> None:
+        self.curve: list[float] = []
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.curve.append(float(trainer.callback_metrics["val_acc"]))
+
+
+def train_with_trainer(
+    cfg: DictConfig, data: Data, policy_cfg: DictConfig, seed: int, epochs: int
+) -> list[float]:
+    """As :func:`train`, but through a real ``Trainer`` with the ``CyclicLR`` callback and the data module's
+    loaders (so the batch order differs from the lean loop's: compare the two over seeds, not run by run)."""
+    pl.seed_everything(seed, verbose=False)
+    module = ClassificationModule(make_net(cfg, data, seed), optimizer=instantiate(cfg.optimizer))
+    recorder = _ValAccuracy()
+    trainer = quiet_trainer(max_epochs=epochs, callbacks=[build_cyclic_lr(policy_cfg), recorder])
+    trainer.fit(module, datamodule=instantiate(cfg.dataset))
+    return recorder.curve
 
 
 def first_epoch(curve: Sequence[float], target: float) -> int | None:
@@ -191,19 +332,22 @@ def first_epoch(curve: Sequence[float], target: float) -> int | None:
 def summary_row(runs: Runs, fixed: Runs) -> dict[str, Any]:
     """Accuracies and time to the fixed LR's best accuracy, paired seed by seed with ``fixed``."""
     epochs, speedups = [], []
-    for curve, baseline in zip(runs.curves, fixed.curves, strict=True):
+    for curve, baseline in zip(runs.curves, fixed.curves, strict=False):  # a row may have fewer seeds
         target = max(baseline)
         reached = first_epoch(curve, target)
         if reached is not None:
             epochs.append(reached)
             speedups.append(first_epoch(baseline, target) / reached)  # type: ignore[operator]
+    finals = [curve[-1] for curve in runs.curves]
     return {
         "policy": runs.label,
         "best": statistics.mean(max(curve) for curve in runs.curves),
-        "final": statistics.mean(curve[-1] for curve in runs.curves),
+        "final": statistics.mean(finals),
+        "final_sd": statistics.stdev(finals) if len(finals) > 1 else 0.0,
         "reached": f"{len(epochs)}/{len(runs.curves)}",
         "epoch": statistics.median(epochs) if epochs else None,
         "speedup": statistics.median(speedups) if speedups else None,
+        "tuning": runs.tuning,
     }
 
 
@@ -214,13 +358,15 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         return "-" if value is None else format(value, fmt)
 
     lines = [
-        "| policy | best val acc | final val acc | reached fixed best | median epoch | speed-up |",
-        "|---|---|---|---|---|---|",
+        "| policy | best val acc | final val acc (sd) | reached fixed best | median epoch | speed-up | "
+        "epochs incl. tuning |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['policy']} | {row['best']:.3f} | {row['final']:.3f} | {row['reached']} | "
-            f"{cell(row['epoch'], 'g')} | {cell(row['speedup'], '.2f')} |"
+            f"| {row['policy']} | {row['best']:.3f} | {row['final']:.3f} ({row['final_sd']:.3f}) | "
+            f"{row['reached']} | {cell(row['epoch'], 'g')} | {cell(row['speedup'], '.2f')} | "
+            f"{row['tuning']} |"
         )
     return "\n".join(lines)
 
@@ -247,21 +393,29 @@ def plot(results: dict[str, list[Runs]], title: str) -> Figure:
 
 
 def bench_optimizer(
-    optimizer: str, overrides: Sequence[str], seeds: int, epochs: int, say: Callable[[str], None]
+    optimizer: str,
+    overrides: Sequence[str],
+    seeds: int,
+    epochs: int,
+    say: Callable[[str], None],
+    cache: RunCache,
+    trainer_seeds: int = 0,
 ) -> list[Runs]:
-    """Range test, fixed-LR grid, then every policy on every seed, for one optimizer."""
+    """Range test, fixed-LR grid, then every policy and competitor on every seed, for one optimizer."""
     cfg = compose_config(optimizer, overrides)
     data = load_data(cfg)
     total_steps = epochs * data.steps_per_epoch
-    bounds = range_test_bounds(cfg, data, epochs)
+    bounds, test_epochs = range_test_bounds(cfg, data, epochs)
     say(
         f"\n## {optimizer}: range test {OmegaConf.to_container(cfg.range_test, resolve=True)}\n"
-        f"-> base_lr={bounds.base_lr:.4g} max_lr={bounds.max_lr:.4g} step_size={bounds.step_size} "
-        f"(peak_lr={bounds.peak_lr:.4g}; {data.steps_per_epoch} steps per epoch)"
+        f"-> {bounds} ({data.steps_per_epoch} steps per epoch; the test trained {test_epochs:.3g} epochs)"
     )
-    grid = {}
-    for lr in FIXED_GRIDS[optimizer]:
-        grid[lr] = train(cfg, data, policy_config("fixed", lr=lr), 0, epochs)
+
+    def run(schedule: Schedule, seed: int) -> list[float]:
+        key = (overrides, optimizer, _describe(schedule), seed, epochs)
+        return cache.get_or_train(key, lambda: train(cfg, data, schedule, seed, epochs))
+
+    grid = {lr: run(policy_config("fixed", lr=lr), 0) for lr in FIXED_GRIDS[optimizer]}
     best_lr = max(grid, key=lambda lr: max(grid[lr]))
     say(
         "fixed-LR grid (seed 0, best val acc): "
@@ -269,30 +423,76 @@ def bench_optimizer(
         + f" -> lr={best_lr:g}"
         + (" (at the edge of the grid)" if best_lr in (min(grid), max(grid)) else "")
     )
-    cycle = {"base_lr": bounds.base_lr, "max_lr": bounds.max_lr, "step_size": bounds.step_size}
-    gamma = PAPER_DECAY ** (1 / total_steps)
-    milestones = [round(total_steps * 6 / 7), round(total_steps * 13 / 14)]
-    configs = {
-        "fixed": policy_config("fixed", lr=best_lr),
-        "step_decay": policy_config("step_decay", lr=best_lr, milestones=milestones),
-        "triangular": policy_config("triangular", **cycle),
-        "triangular2": policy_config("triangular2", **cycle),
-        "exp_range": policy_config("exp_range", **cycle, gamma=gamma),
-        "one_cycle": policy_config("one_cycle", max_lr=bounds.max_lr, total_steps=total_steps),
+    free_grid = {
+        lr: run(Competitor("schedule_free", lr, warmup=WARMUP), 0)
+        for lr in (best_lr * factor for factor in SCHEDULE_FREE_FACTORS[optimizer])
     }
+    # by the final accuracy: schedule-free's promise is its last (averaged) iterate; the best epoch of a
+    # large LR can come just before it diverges (SGD at 30x: best 0.931, final 0.100 on seed 0)
+    free_lr = max(free_grid, key=lambda lr: free_grid[lr][-1])
     say(
-        f"step_decay milestones={milestones}, exp_range gamma={gamma:.6g}, "
-        f"one_cycle max_lr={bounds.max_lr:.4g}"
+        "schedule-free grid (seed 0, final val acc): "
+        + ", ".join(f"{lr:g}: {curve[-1]:.3f}" for lr, curve in free_grid.items())
+        + f" -> lr={free_lr:g}"
+        + (" (at the edge of the grid)" if free_lr in (min(free_grid), max(free_grid)) else "")
     )
+    cycle = {"base_lr": bounds.base_lr, "max_lr": bounds.max_lr, "step_size": bounds.step_size}
+    grid_cost, test_cost = len(grid) * epochs, test_epochs
+    schedules: dict[str, tuple[Schedule, float]] = {
+        f"fixed ({best_lr:g})": (policy_config("fixed", lr=best_lr), grid_cost - epochs),
+        f"cosine, peak {best_lr:g} (grid)": (Competitor("cosine", best_lr), grid_cost),
+        f"warmup-cosine, peak {best_lr:g} (grid)": (Competitor("cosine", best_lr, WARMUP), grid_cost),
+        f"schedule-free, lr {free_lr:g} (grid)": (
+            Competitor("schedule_free", free_lr, WARMUP),
+            len(free_grid) * epochs - epochs,
+        ),
+        f"cosine, peak {bounds.max_lr:.3g} (range test)": (Competitor("cosine", bounds.max_lr), test_cost),
+        f"warmup-cosine, peak {bounds.max_lr:.3g} (range test)": (
+            Competitor("cosine", bounds.max_lr, WARMUP),
+            test_cost,
+        ),
+        "triangular2": (policy_config("triangular2", **cycle, final_anneal=0.0), test_cost),
+    }
+    for fraction in FINAL_ANNEALS:
+        label = f"triangular2, final_anneal {fraction:g}"
+        schedules[label] = (policy_config("triangular2", **cycle, final_anneal=fraction), test_cost)
+    schedules["one_cycle"] = (
+        policy_config("one_cycle", max_lr=bounds.max_lr, total_steps=total_steps),
+        test_cost,
+    )
+    say(f"one_cycle and cosine (range test) peak max_lr={bounds.max_lr:.4g}, warmup {WARMUP:.0%}")
     results = []
-    for name, policy_cfg in configs.items():
-        runs = Runs(name)
+    for label, (schedule, tuning) in schedules.items():
+        runs = Runs(label, tuning=f"{tuning + epochs:.0f}")
         for seed in range(seeds):
-            reuse = name == "fixed" and seed == 0
-            runs.curves.append(grid[best_lr] if reuse else train(cfg, data, policy_cfg, seed, epochs))
+            reuse = label.startswith("fixed") and seed == 0
+            runs.curves.append(grid[best_lr] if reuse else run(schedule, seed))
         results.append(runs)
-        say(f"{name}: mean best val acc {statistics.mean(max(curve) for curve in runs.curves):.3f}")
+        say(f"{label}: mean final val acc {statistics.mean(curve[-1] for curve in runs.curves):.3f}")
+    if trainer_seeds:
+        policy = policy_config("triangular2", **cycle, final_anneal=FINAL_ANNEALS[-1])
+        label = f"triangular2, final_anneal {FINAL_ANNEALS[-1]:g}"
+        key = (overrides, optimizer, "Trainer", _describe(policy), epochs)
+        lightning = Runs(f"{label}, Lightning Trainer", tuning=f"{test_cost + epochs:.0f}")
+        for seed in range(trainer_seeds):
+            lightning.curves.append(
+                cache.get_or_train(
+                    (*key, seed),
+                    lambda: train_with_trainer(cfg, data, policy, seed, epochs),  # noqa: B023
+                )
+            )
+        lean = next(r for r in results if r.label == label)
+        lean_same_seeds = Runs(
+            f"{label}, lean loop, seeds 0-{trainer_seeds - 1}", lean.curves[:trainer_seeds]
+        )
+        lean_same_seeds.tuning = lean.tuning
+        results += [lightning, lean_same_seeds]
+        say(f"{lightning.label}: mean final val acc {statistics.mean(c[-1] for c in lightning.curves):.3f}")
     return results
+
+
+def _describe(schedule: Schedule) -> str:
+    return repr(schedule) if isinstance(schedule, Competitor) else OmegaConf.to_yaml(schedule)
 
 
 def main() -> None:
@@ -304,20 +504,32 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15, help="epochs of every run")
     parser.add_argument("--optimizers", nargs="+", choices=sorted(FIXED_GRIDS), default=["sgd", "adam"])
     parser.add_argument("--figure", type=Path, default=ROOT / "outputs" / "time_to_accuracy.png")
+    parser.add_argument(
+        "--trainer-seeds", type=int, default=0, help="also train triangular2 with a real Trainer on N seeds"
+    )
+    parser.add_argument("--cache", type=Path, help="a folder that keeps every run's curve, to reuse it")
     args = parser.parse_args()
-    if args.seeds < 1 or args.epochs < 1:
-        parser.error(f"--seeds={args.seeds} and --epochs={args.epochs} must be at least 1")
+    if args.seeds < 1 or args.epochs < 1 or not 0 <= args.trainer_seeds <= args.seeds:
+        parser.error(
+            f"--seeds={args.seeds} and --epochs={args.epochs} must be at least 1, and --trainer-seeds="
+            f"{args.trainer_seeds} between 0 and --seeds"
+        )
 
     def say(line: str) -> None:
         print(line, flush=True)
 
     torch.set_num_threads(1)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     start, cpu_start = time.perf_counter(), time.process_time()
+    cache = RunCache(args.cache)
     results = {}
     for optimizer in args.optimizers:
-        results[optimizer] = bench_optimizer(optimizer, args.overrides, args.seeds, args.epochs, say)
+        results[optimizer] = bench_optimizer(
+            optimizer, args.overrides, args.seeds, args.epochs, say, cache, args.trainer_seeds
+        )
         rows = [summary_row(runs, results[optimizer][0]) for runs in results[optimizer]]
         print(f"\n{optimizer}, {args.seeds} seeds, {args.epochs} epochs:\n{markdown_table(rows)}", flush=True)
     setting = " ".join(args.overrides) or "dataset=mnist1d model=cnn"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +17,12 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning_clr import compat
 from lightning_clr.range_test.loop import (
     DEFAULT_MIN_LR,
+    DEFAULT_MIN_STEPS,
+    DEFAULT_PASSES,
     RangeTestConfig,
     group_ratios,
     run_range_test,
+    span_end,
 )
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.suggest import Bounds
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 #: Policy arguments the test can supply (``auto`` in the ``policy`` config group).
 UPDATABLE = ("base_lr", "max_lr", "step_size")
+WIDEN_FACTOR = 3.0
 
 
 class LRRangeTest(Callback):
@@ -65,6 +69,12 @@ class LRRangeTest(Callback):
         beta: the EMA factor of the smoothed loss, in [0, 1); default ``1 - 1 / max(10, num_steps / 20)``,
             an average over about 5% of the test (a fixed 0.98 lags by some 50 steps: a third of a
             150-step test).
+        passes: run the test this many times from the same weights, each on other batches, and read the
+            bounds off the median curve; ``bounds.spread`` gives the range of what single passes suggest.
+        min_steps: a test given in ``num_epochs`` runs at least this many optimizer steps (a small data set's
+            few batches make a curve too coarse to read).
+        widen: while the curve's best point is at the top of the span (the loss still falling), test again
+            up to 3x ``max_lr``, at most this many times; then warn. 0 only warns.
         update: the bounds handed to ``update_policy``: any of ``"base_lr"``, ``"max_lr"``,
             ``"step_size"``, or ``"pending"`` for the names each target lists in its ``pending``.
         output_dir: if given, rank zero writes ``range_test.png``, ``range_test.csv`` and
@@ -101,6 +111,9 @@ class LRRangeTest(Callback):
         num_val_batches: int = 4,
         divergence_threshold: float | None = 4.0,
         beta: float | None = None,
+        passes: int = DEFAULT_PASSES,
+        min_steps: int = DEFAULT_MIN_STEPS,
+        widen: int = 2,
         update: str | Collection[str] = ("base_lr", "max_lr"),
         output_dir: str | Path | None = None,
         progress_bar: bool | None = None,
@@ -117,14 +130,19 @@ class LRRangeTest(Callback):
             num_val_batches=num_val_batches,
             divergence_threshold=divergence_threshold,
             beta=beta,
+            passes=passes,
+            min_steps=min_steps,
         )
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)
             if not set(update) <= set(UPDATABLE):
                 raise ValueError(f"update={update!r} must be 'pending' or a selection of {UPDATABLE}")
+        if isinstance(widen, bool) or not isinstance(widen, int) or widen < 0:
+            raise ValueError(f"widen={widen!r} must be an integer >= 0")
         if progress_bar is not None and not isinstance(progress_bar, bool):
             raise ValueError(f"progress_bar={progress_bar!r} must be true, false or None")
         self.update = update
+        self.widen = widen
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.progress_bar = progress_bar
         self.stop_after_test = False
@@ -149,7 +167,7 @@ class LRRangeTest(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.bounds is None:  # else known from the checkpoint being resumed: apply, do not test again
             progress = _shows_progress(trainer) if self.progress_bar is None else self.progress_bar
-            self.result = run_range_test(trainer, pl_module, self.config, progress and trainer.is_global_zero)
+            self.result = self._test(trainer, pl_module, progress and trainer.is_global_zero)
             # every rank saw the same (reduced) curve; the broadcast rules out float noise
             self.bounds = trainer.strategy.broadcast(self.result.suggest(), src=0)
             self.applied = self._per_group(self.bounds, self.result.group_lrs)
@@ -158,6 +176,27 @@ class LRRangeTest(Callback):
         self._apply(trainer)
         if self.stop_after_test:
             raise compat.TunerExit()
+
+    def _test(self, trainer: pl.Trainer, pl_module: pl.LightningModule, progress: bool) -> RangeTestResult:
+        """The test, run again over a 3x wider span (``widen`` times at most) while the curve is still
+        improving at the top of its span; a warning if it still is."""
+        config = self.config
+        result = run_range_test(trainer, pl_module, config, progress)
+        for _ in range(self.widen):
+            if not result.best_at_top():
+                break
+            wider = replace(config, max_lr=span_end(config, result.group_lrs[0]) * WIDEN_FACTOR)
+            rank_zero_info(
+                f"LR range test: the loss was still falling at max_lr={config.max_lr:.4g}, the top of the "
+                f"span; testing again up to {wider.max_lr:.4g}"
+            )
+            config, result = wider, run_range_test(trainer, pl_module, wider, progress)
+        if result.best_at_top():
+            rank_zero_warn(
+                f"LR range test: the curve's best point is at the top of its span (max_lr="
+                f"{config.max_lr:.4g}), so the bounds may be too low: raise range_test.max_lr"
+            )
+        return result
 
     @staticmethod
     def _per_group(bounds: Bounds, group_lrs: list[float]) -> dict[str, Any]:
@@ -195,7 +234,8 @@ class LRRangeTest(Callback):
             fig.savefig(self.output_dir / "range_test.png", dpi=120)
             self.result.to_csv(self.output_dir / "range_test.csv")
             with open(self.output_dir / "range_test_bounds.yaml", "w") as file:
-                yaml.safe_dump({**asdict(self.bounds), "applied": self.applied}, file, sort_keys=False)
+                bounds = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.bounds).items()}
+                yaml.safe_dump({**bounds, "applied": self.applied}, file, sort_keys=False)
         for logger in loggers:
             _log_to_tensorboard(logger.experiment, self.result, self.bounds, fig)
 
@@ -208,7 +248,10 @@ class LRRangeTest(Callback):
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         if state_dict.get("bounds") is not None:
-            self.bounds = Bounds(**state_dict["bounds"])
+            saved = dict(state_dict["bounds"])
+            if saved.get("spread") is not None:
+                saved["spread"] = tuple(saved["spread"])
+            self.bounds = Bounds(**saved)
             self.applied = dict(state_dict.get("applied", {}))
         if state_dict.get("result") is not None:
             self.result = RangeTestResult.from_state_dict(state_dict["result"])
@@ -275,7 +318,10 @@ def _log_to_tensorboard(writer: Any, result: RangeTestResult, bounds: Bounds, fi
     for step, value in zip(result.metric_steps, result.metric_values, strict=True):
         writer.add_scalar(f"range_test/{result.monitor}", value, step)
     for name, value in asdict(bounds).items():
-        if value is not None:
+        if isinstance(value, tuple):  # the spread of the passes
+            for end, number in zip(("low", "high"), value, strict=True):
+                writer.add_scalar(f"range_test/{name}_{end}", number, 0)
+        elif value is not None:
             writer.add_scalar(f"range_test/{name}", value, 0)
     writer.add_figure("range_test/curve", fig, 0, close=False)
     writer.flush()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,8 @@ class RangeTestResult:
         steps_per_epoch: optimizer steps in one training epoch, None for a loader without length.
         total_steps: optimizer steps the training run is set to take, None when unbounded.
         group_lrs: the param groups' LRs before the test (the per-group ratios of the bounds).
+        pass_losses: with several passes, the training loss of each (``losses`` is their median).
+        pass_metric_values: with several passes and a monitored metric, its values in each.
     """
 
     lrs: list[float]
@@ -47,6 +51,37 @@ class RangeTestResult:
     steps_per_epoch: int | None = None
     total_steps: int | None = None
     group_lrs: list[float] = field(default_factory=list)
+    pass_losses: list[list[float]] = field(default_factory=list)
+    pass_metric_values: list[list[float]] = field(default_factory=list)
+
+    @classmethod
+    def from_passes(cls, passes: Sequence[RangeTestResult], **info: Any) -> RangeTestResult:
+        """One result from several passes of the test: at every step the median of the passes there.
+
+        A step counts while more than half of the passes reached it with a finite loss (later steps are
+        NaN), so one pass that diverged early (an unlucky batch) neither cuts the curve short nor drags it
+        up. ``info`` gives the
+        remaining fields (``mode``, ``num_steps``, ...).
+        """
+        if len(passes) == 1:
+            return replace(passes[0], **info)
+        longest = max(passes, key=lambda p: len(p.lrs))
+        losses = _step_medians([p.losses for p in passes], len(longest.lrs))
+        reached = sum(math.isfinite(loss) for loss in losses)
+        metric_steps = [step for step in longest.metric_steps if step < reached]
+        by_step = [dict(zip(p.metric_steps, p.metric_values, strict=True)) for p in passes]
+        reasons = [f"pass {i + 1}: {p.stop_reason}" for i, p in enumerate(passes) if p.stop_reason]
+        return cls(
+            lrs=list(longest.lrs),
+            losses=losses,
+            smoothed=_step_medians([p.smoothed for p in passes], len(longest.lrs)),
+            metric_steps=metric_steps,
+            metric_values=[statistics.median(v[s] for v in by_step if s in v) for s in metric_steps],
+            stop_reason="; ".join(reasons) or None,
+            pass_losses=[list(p.losses) for p in passes],
+            pass_metric_values=[list(p.metric_values) for p in passes],
+            **info,
+        )
 
     @property
     def diverged(self) -> bool:
@@ -66,16 +101,49 @@ class RangeTestResult:
                 (``max_fraction``, ``base_divisor``, ``window``).
 
         The step size is :func:`~lightning_clr.suggest.suggest_step_size` of the training run
-        (``total_steps`` in 4 cycles, clipped to 2-10 epochs), None when the epoch length is unknown.
+        (``total_steps`` in 4 cycles, clipped to 2-10 epochs), None when the epoch length is unknown. With
+        several passes, ``spread`` is the range of the ``max_lr`` each pass alone suggests.
         """
         bounds = suggest_bounds(*self.curve(), **rule)
-        if self.steps_per_epoch is None:
-            return bounds
-        step_size = suggest_step_size(self.steps_per_epoch, self.total_steps)
-        return Bounds(bounds.base_lr, bounds.max_lr, step_size, bounds.peak_lr)
+        spread = None
+        if len(self.pass_losses) > 1:
+            alone = [
+                suggest_bounds(*curve, **rule).max_lr for curve in self.pass_curves() if len(curve[0]) > 1
+            ]
+            spread = (min(alone), max(alone)) if alone else None
+        step_size = None
+        if self.steps_per_epoch is not None:
+            step_size = suggest_step_size(self.steps_per_epoch, self.total_steps)
+        return Bounds(bounds.base_lr, bounds.max_lr, step_size, bounds.peak_lr, spread)
+
+    def pass_curves(self) -> list[tuple[list[float], list[float], str]]:
+        """``(lrs, values, mode)`` of every pass, as :meth:`curve` reads the combined one."""
+        if self.monitor == "loss":
+            return [(self.lrs[: len(losses)], losses, "min") for losses in self.pass_losses]
+        return [
+            ([self.lrs[i] for i in self.metric_steps[: len(values)]], values, self.monitor_mode)
+            for values in self.pass_metric_values
+        ]
+
+    def best_at_top(self, bounds: Bounds | None = None) -> bool:
+        """True when the curve was still improving at the top of the span: the test should go higher.
+
+        That is, the (median) curve reaches the last step and its best point (``bounds.peak_lr``, from
+        :meth:`suggest` unless given) lies in the top 5% of the span.
+        """
+        bounds = bounds or self.suggest()
+        finite = len(finite_prefix(self.lrs, self.losses)[0])
+        stopped = self.num_steps is not None and finite < self.num_steps  # (most passes) diverged
+        if stopped or not self.lrs or bounds.peak_lr is None:
+            return False
+        low, high = self.lrs[0], self.lrs[-1]
+        return bounds.peak_lr >= high - 0.05 * (high - low)
 
     def plot(self, bounds: Bounds | None = None, ax: Any = None) -> Figure:
         """The curve against the LR, with the bounds (``suggest()`` unless given) as a shaded band.
+
+        With several passes, each pass's smoothed curve is drawn in gray and the spread of the ``max_lr``
+        that single passes suggest is hatched.
 
         The smoothed lines are what the suggestion rule reads (:func:`~lightning_clr.suggest.smoothed_curve`);
         the EMA the divergence check watches is in ``smoothed`` and the CSV.
@@ -95,9 +163,15 @@ class RangeTestResult:
         ax.set_ylabel("training loss")
         if self.mode == "exponential":
             ax.set_xscale("log")
+        if len(self.pass_losses) > 1:
+            for index, (lrs, losses, _) in enumerate(self.pass_curves() if self.monitor == "loss" else []):
+                if len(finite_prefix(lrs, losses)[0]) >= 2:
+                    label = f"single passes ({len(self.pass_losses)}), smoothed" if index == 0 else None
+                    ax.plot(*smoothed_curve(lrs, losses), color="tab:gray", linewidth=0.7, label=label)
         if len(finite_prefix(self.lrs, self.losses)[0]) >= 2:
             lrs, smoothed = smoothed_curve(self.lrs, self.losses)
-            ax.plot(lrs, smoothed, color="tab:blue", label="training loss, smoothed")
+            median = "median of the passes, " if len(self.pass_losses) > 1 else ""
+            ax.plot(lrs, smoothed, color="tab:blue", label=f"training loss, {median}smoothed")
             low, high = float(smoothed.min()), float(smoothed.max())
             ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low) + 1e-12)  # not the diverging tail
         handles = []
@@ -124,6 +198,15 @@ class RangeTestResult:
                 alpha=0.2,
                 label=f"CLR bounds [{bounds.base_lr:.3g}, {bounds.max_lr:.3g}]",
             )
+            if bounds.spread is not None:
+                ax.axvspan(
+                    *bounds.spread,
+                    facecolor="none",
+                    edgecolor="tab:green",
+                    hatch="//",
+                    linewidth=0,
+                    label=f"max_lr of single passes [{bounds.spread[0]:.3g}, {bounds.spread[1]:.3g}]",
+                )
             if bounds.peak_lr is not None:
                 ax.axvline(
                     bounds.peak_lr,
@@ -152,3 +235,20 @@ class RangeTestResult:
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> RangeTestResult:
         return cls(**{k: v for k, v in state.items() if k in cls.__dataclass_fields__})
+
+
+def _step_medians(passes: Sequence[Sequence[float]], length: int) -> list[float]:
+    """The median of the finite values at each step while more than half of ``passes`` have one, then NaN.
+
+    Example::
+
+        >>> _step_medians([[3.0, 2.0, 1.0], [5.0, 4.0, float("nan")], [4.0, 3.0]], 3)
+        [4.0, 3.0, nan]
+    """
+    medians = []
+    for step in range(length):
+        finite = [v[step] for v in passes if step < len(v) and math.isfinite(v[step])]
+        if 2 * len(finite) <= len(passes):
+            break
+        medians.append(statistics.median(finite))
+    return medians + [math.nan] * (length - len(medians))

@@ -207,9 +207,15 @@ def fit_between_probes(range_test: LRRangeTest, fail_at: int | None = None) -> t
 # --- the LR schedule -------------------------------------------------------------------------------------
 
 
+#: One pass of the test, its length as given: what the tests below count steps and calls of.
+ONE_PASS = {"passes": 1, "min_steps": 2}
+
+
 def test_linear_lrs_match_the_formula_and_are_the_ones_trained_with():
     model, (train, _) = Model(), loaders()
-    result = CLRTuner(make_trainer()).range_test(model, train, min_lr=1e-3, max_lr=0.5, num_steps=7, widen=0)
+    result = CLRTuner(make_trainer()).range_test(
+        model, train, min_lr=1e-3, max_lr=0.5, num_steps=7, widen=0, **ONE_PASS
+    )
     n = 7
     assert result.lrs == [1e-3 + (0.5 - 1e-3) * i / (n - 1) for i in range(n)]
     assert [lrs[0] for lrs in model.seen_lrs] == result.lrs
@@ -229,6 +235,7 @@ def test_exponential_mode_and_accumulation():
         mode="exponential",
         divergence_threshold=None,
         widen=0,
+        **ONE_PASS,
     )
     assert result.lrs == [1e-4 * (1e-1 / 1e-4) ** (i / 4) for i in range(5)]
     assert result.lrs[-1] == pytest.approx(0.1)
@@ -237,9 +244,9 @@ def test_exponential_mode_and_accumulation():
 
 def test_num_epochs_counts_optimizer_steps_of_the_train_loader():
     train, _ = loaders()  # 192 samples / 32 = 6 batches per epoch
-    result = CLRTuner(make_trainer()).range_test(Model(), train, num_epochs=1.5)
+    result = CLRTuner(make_trainer()).range_test(Model(), train, num_epochs=1.5, **ONE_PASS)
     assert len(result.lrs) == 9 and result.steps_per_epoch == 6
-    result = CLRTuner(make_trainer(limit_train_batches=4)).range_test(Model(), train, max_lr=1.0)
+    result = CLRTuner(make_trainer(limit_train_batches=4)).range_test(Model(), train, max_lr=1.0, **ONE_PASS)
     assert len(result.lrs) == 16  # the default, 4 epochs, of the limited epoch
 
 
@@ -320,7 +327,7 @@ def test_step_size_rule():
 
 def test_everything_is_restored_after_a_normal_test():
     range_test = LRRangeTest(
-        min_lr=1e-3, max_lr=0.3, num_steps=10, monitor="val_acc", val_check_interval=3, widen=0
+        min_lr=1e-3, max_lr=0.3, num_steps=10, monitor="val_acc", val_check_interval=3, widen=0, **ONE_PASS
     )
     before, after, model = fit_between_probes(range_test)
     assert range_test.result is not None and len(range_test.result.lrs) == 10
@@ -397,7 +404,9 @@ def test_other_callbacks_do_not_see_the_test():
 
     model, (train, _) = Model(), loaders()
     counter = Counter()
-    make_trainer(max_steps=1, callbacks=[LRRangeTest(num_steps=5, widen=0), counter]).fit(model, train)
+    make_trainer(max_steps=1, callbacks=[LRRangeTest(num_steps=5, widen=0, **ONE_PASS), counter]).fit(
+        model, train
+    )
     assert model.train_calls == 5 + 1
     assert counter.calls_at_fit_start == 0 and counter.calls == 3
 
@@ -422,7 +431,15 @@ def test_tuner_writes_nothing_and_runs_no_validation(tmp_path, monkeypatch):
 def test_monitoring_a_validation_metric_is_bounded():
     model, (train, val) = Model(), loaders()
     result = CLRTuner(make_trainer()).range_test(
-        model, train, val, num_steps=12, monitor="val_acc", val_check_interval=4, num_val_batches=1, widen=0
+        model,
+        train,
+        val,
+        num_steps=12,
+        monitor="val_acc",
+        val_check_interval=4,
+        num_val_batches=1,
+        widen=0,
+        **ONE_PASS,
     )
     assert result.metric_steps == [3, 7, 11] and model.val_calls == 3
     assert result.monitor_mode == "max" and all(0 <= v <= 1 for v in result.metric_values)

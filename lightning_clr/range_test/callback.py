@@ -185,16 +185,18 @@ class LRRangeTest(Callback):
         for _ in range(self.widen):
             if not result.best_at_top():
                 break
-            wider = replace(config, max_lr=span_end(config, result.group_lrs[0]) * WIDEN_FACTOR)
+            top = span_end(config, result.group_lrs[0])
+            wider = replace(config, max_lr=top * WIDEN_FACTOR)
             rank_zero_info(
-                f"LR range test: the loss was still falling at max_lr={config.max_lr:.4g}, the top of the "
-                f"span; testing again up to {wider.max_lr:.4g}"
+                f"LR range test: the loss was still falling at max_lr={top:.4g}, the top of the span; "
+                f"testing again up to {top * WIDEN_FACTOR:.4g}"
             )
             config, result = wider, run_range_test(trainer, pl_module, wider, progress)
         if result.best_at_top():
             rank_zero_warn(
                 f"LR range test: the curve's best point is at the top of its span (max_lr="
-                f"{config.max_lr:.4g}), so the bounds may be too low: raise range_test.max_lr"
+                f"{span_end(config, result.group_lrs[0]):.4g}), so the bounds may be too low: raise "
+                "range_test.max_lr"
             )
         return result
 

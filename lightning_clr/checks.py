@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from lightning_clr.policies import Policy, check_momentum_bounds
+from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig
 
 AUTO = "auto"
-#: Policy arguments that ``auto`` hands to the LR range test.
-AUTO_KEYS = ("base_lr", "max_lr", "step_size")
+#: Policy arguments that ``auto`` hands to the LR range test: those it can supply.
+AUTO_KEYS = UPDATABLE
 #: Keys of the ``policy`` group that configure the callback rather than the policy.
 MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
 #: The largest seed numpy accepts (``seed_everything`` seeds numpy too).
@@ -245,6 +246,20 @@ def _check_devices(trainer: Mapping[str, Any]) -> None:
     )
 
 
+def check_range_test(settings: Mapping[str, Any]) -> RangeTestConfig:
+    """The ``range_test`` group's settings, validated (also when no ``auto`` bound asks for the test).
+
+    >>> check_range_test({"mode": "cubic"})
+    Traceback (most recent call last):
+    ...
+    lightning_clr.checks.ConfigError: range_test.mode='cubic' must be one of ('linear', 'exponential')
+    """
+    try:
+        return RangeTestConfig(**{k: v for k, v in settings.items() if k != "_target_"})
+    except (TypeError, ValueError) as error:
+        raise keyed("range_test", error) from error
+
+
 # --- seed and paths -------------------------------------------------------------------------------------
 
 
@@ -292,6 +307,7 @@ def check_run(cfg: Mapping[str, Any]) -> Policy | None:
     policy_cfg = cfg.get("policy")
     policy = build_policy(policy_cfg)[0] if policy_cfg is not None else None
     check_trainer(cfg.get("trainer") or {}, policy)
+    check_range_test(cfg.get("range_test") or {})
     paths = cfg.get("paths") or {}
     if paths.get("data_dir") is not None:
         check_writable_dir("paths.data_dir", paths["data_dir"])

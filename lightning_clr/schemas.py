@@ -70,12 +70,10 @@ def trainer_schema() -> type:
 
 
 def range_test_schema() -> type:
-    """The ``range_test`` group's schema: the :class:`LRRangeTest` arguments a config sets."""
-    from lightning_clr.range_test import LRRangeTest
+    """The ``range_test`` group's schema: the settings of :class:`~lightning_clr.range_test.LRRangeTest`."""
+    from lightning_clr.range_test.settings import RangeTestConfig
 
-    return schema_from_signature(
-        "RangeTestGroupConfig", LRRangeTest.__init__, exclude=("update", "output_dir", "progress_bar")
-    )
+    return schema_from_signature("RangeTestGroupConfig", RangeTestConfig)
 
 
 def _schema(name: str, parameters: list[tuple[str, Any, Any]], target_path: str | None) -> type:

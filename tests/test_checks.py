@@ -78,11 +78,17 @@ def test_the_policy_group_builds_without_lightning() -> None:
     assert policy == Triangular(0.1, 0.4, step_size=4)  # an explicit step size beats step_size_epochs
 
 
-def test_checks_import_neither_torch_nor_lightning() -> None:
+def test_a_bad_value_is_found_before_torch_or_lightning_is_imported() -> None:
     code = (
-        "import sys; from lightning_clr.checks import check_run; from lightning_clr import schemas; "
-        "schemas.trainer_schema(); "
+        "import sys; from lightning_clr.cli import override_error; "
+        "assert override_error(['range_test.mode=cubic']) is None; "  # composes: the schemas are registered
+        "from lightning_clr.checks import check_run, ConfigError\n"
+        "try: check_run({'seed': 1, 'range_test': {'mode': 'cubic'}})\n"
+        "except ConfigError as error: print(error)\n"
         "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.splitlines() == [
+        "range_test.mode='cubic' must be one of ('linear', 'exponential')",
+        "[]",
+    ]

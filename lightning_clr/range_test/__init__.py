@@ -16,10 +16,28 @@ Example::
     Bounds(base_lr=0.04, max_lr=0.12, step_size=100, peak_lr=0.3)
 """
 
-from lightning_clr.range_test.callback import CLRTuner, LRRangeTest
-from lightning_clr.range_test.loop import RangeTestConfig, lr_schedule, run_range_test
-from lightning_clr.range_test.result import RangeTestResult
-from lightning_clr.suggest import Bounds
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lightning_clr.range_test.callback import CLRTuner, LRRangeTest
+    from lightning_clr.range_test.loop import lr_schedule, run_range_test
+    from lightning_clr.range_test.result import RangeTestResult
+    from lightning_clr.range_test.settings import RangeTestConfig
+    from lightning_clr.suggest import Bounds
+
+#: Each public name and its module, imported on first use: the settings need no torch or Lightning.
+_EXPORTS = {
+    "Bounds": "lightning_clr.suggest",
+    "CLRTuner": "lightning_clr.range_test.callback",
+    "LRRangeTest": "lightning_clr.range_test.callback",
+    "RangeTestConfig": "lightning_clr.range_test.settings",
+    "RangeTestResult": "lightning_clr.range_test.result",
+    "lr_schedule": "lightning_clr.range_test.loop",
+    "run_range_test": "lightning_clr.range_test.loop",
+}
 
 __all__ = [
     "Bounds",
@@ -30,3 +48,9 @@ __all__ = [
     "lr_schedule",
     "run_range_test",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lightning_clr.range_test' has no attribute {name!r}")

@@ -15,23 +15,22 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_clr import compat
-from lightning_clr.range_test.loop import (
+from lightning_clr.range_test.loop import group_ratios, run_range_test
+from lightning_clr.range_test.result import RangeTestResult
+from lightning_clr.range_test.settings import (
     DEFAULT_MIN_LR,
     DEFAULT_MIN_STEPS,
     DEFAULT_PASSES,
+    DEFAULT_WIDEN,
+    UPDATABLE,
     RangeTestConfig,
-    group_ratios,
-    run_range_test,
     span_end,
 )
-from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.suggest import Bounds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: Policy arguments the test can supply (``auto`` in the ``policy`` config group).
-UPDATABLE = ("base_lr", "max_lr", "step_size")
 WIDEN_FACTOR = 3.0
 
 
@@ -113,7 +112,7 @@ class LRRangeTest(Callback):
         beta: float | None = None,
         passes: int = DEFAULT_PASSES,
         min_steps: int = DEFAULT_MIN_STEPS,
-        widen: int = 2,
+        widen: int = DEFAULT_WIDEN,
         update: str | Collection[str] = ("base_lr", "max_lr"),
         output_dir: str | Path | None = None,
         progress_bar: bool | None = None,
@@ -132,17 +131,15 @@ class LRRangeTest(Callback):
             beta=beta,
             passes=passes,
             min_steps=min_steps,
+            widen=widen,
         )
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)
             if not set(update) <= set(UPDATABLE):
                 raise ValueError(f"update={update!r} must be 'pending' or a selection of {UPDATABLE}")
-        if isinstance(widen, bool) or not isinstance(widen, int) or widen < 0:
-            raise ValueError(f"widen={widen!r} must be an integer >= 0")
         if progress_bar is not None and not isinstance(progress_bar, bool):
             raise ValueError(f"progress_bar={progress_bar!r} must be true, false or None")
         self.update = update
-        self.widen = widen
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.progress_bar = progress_bar
         self.stop_after_test = False
@@ -182,7 +179,7 @@ class LRRangeTest(Callback):
         improving at the top of its span; a warning if it still is."""
         config = self.config
         result = run_range_test(trainer, pl_module, config, progress)
-        for _ in range(self.widen):
+        for _ in range(config.widen):
             if not result.best_at_top():
                 break
             top = span_end(config, result.group_lrs[0])

@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, cast
 
 import lightning.pytorch as pl
@@ -33,21 +33,7 @@ from torchmetrics import Metric
 from lightning_clr import compat
 from lightning_clr.callback import optimizer_steps_per_epoch
 from lightning_clr.range_test.result import RangeTestResult
-
-MODES = ("linear", "exponential")
-# The range test's defaults, written once: LRRangeTest, CLRTuner.range_test, the range_test config group
-# (its schema is read off LRRangeTest's signature) and the README follow them (tests/test_packaging.py).
-DEFAULT_MIN_LR = 1e-4
-#: ``max_lr=None``: the test spans up to this multiple of the optimizer's LR (of param group 0) when the
-#: test starts: SGD at 0.01 up to 1, Adam at 0.001 up to 0.1 (a span of 1 is too coarse for Adam).
-MAX_LR_FACTOR = 100
-DEFAULT_EPOCHS = 4
-#: Passes from the same weights on other batches; the bounds come from their median curve (README: one
-#: pass moved the suggested max_lr by up to 2.9x between seeds, five by up to 1.7x).
-DEFAULT_PASSES = 5
-#: At least this many steps per pass when the length is given in epochs (a small data set's 4 epochs are
-#: too few points to read).
-DEFAULT_MIN_STEPS = 150
+from lightning_clr.range_test.settings import DEFAULT_EPOCHS, RangeTestConfig, span_end
 
 
 def lr_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "linear") -> list[float]:
@@ -64,66 +50,6 @@ def lr_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "linea
     if mode == "linear":
         return [min_lr + (max_lr - min_lr) * i / last for i in range(num_steps)]
     return [min_lr * (max_lr / min_lr) ** (i / last) for i in range(num_steps)]
-
-
-@dataclass(frozen=True)
-class RangeTestConfig:
-    """How to run a range test; the arguments are those of :class:`~lightning_clr.range_test.LRRangeTest`.
-
-    Raises:
-        ValueError: naming the argument, its value and the rule.
-    """
-
-    min_lr: float = DEFAULT_MIN_LR
-    max_lr: float | None = None
-    num_steps: int | None = None
-    num_epochs: float | None = None
-    mode: str = "linear"
-    monitor: str = "loss"
-    monitor_mode: str | None = None
-    val_check_interval: int | None = None
-    num_val_batches: int = 4
-    divergence_threshold: float | None = 4.0
-    beta: float | None = None
-    passes: int = DEFAULT_PASSES
-    min_steps: int = DEFAULT_MIN_STEPS
-
-    def __post_init__(self) -> None:
-        _check_positive("min_lr", self.min_lr)
-        if self.max_lr is not None:
-            _check_positive("max_lr", self.max_lr)
-            if not self.max_lr > self.min_lr:
-                raise ValueError(f"max_lr={self.max_lr!r} must be greater than min_lr={self.min_lr!r}")
-        if self.num_steps is not None and self.num_epochs is not None:
-            raise ValueError(
-                f"num_steps={self.num_steps!r} and num_epochs={self.num_epochs!r}: give one, not both"
-            )
-        if self.num_steps is not None:
-            _check_int("num_steps", self.num_steps, 2)
-        elif self.num_epochs is None:
-            object.__setattr__(self, "num_epochs", DEFAULT_EPOCHS)
-        else:
-            _check_positive("num_epochs", self.num_epochs)
-        if self.mode not in MODES:
-            raise ValueError(f"mode={self.mode!r} must be one of {MODES}")
-        if not isinstance(self.monitor, str) or not self.monitor:
-            raise ValueError(f"monitor={self.monitor!r} must be 'loss' or the name of a validation metric")
-        if self.monitor_mode is None:
-            object.__setattr__(self, "monitor_mode", "min" if "loss" in self.monitor else "max")
-        if self.monitor_mode not in ("min", "max"):
-            raise ValueError(f"monitor_mode={self.monitor_mode!r} must be 'min', 'max' or None")
-        if self.monitor == "loss" and self.monitor_mode != "min":
-            raise ValueError(f"monitor_mode={self.monitor_mode!r} must be 'min' when monitor='loss'")
-        if self.val_check_interval is not None:
-            _check_int("val_check_interval", self.val_check_interval, 1)
-        _check_int("num_val_batches", self.num_val_batches, 1)
-        _check_int("passes", self.passes, 1)
-        _check_int("min_steps", self.min_steps, 2)
-        threshold = self.divergence_threshold
-        if threshold is not None and not (_is_number(threshold) and threshold > 1):
-            raise ValueError(f"divergence_threshold={threshold!r} must be a number > 1 or None")
-        if self.beta is not None and not (_is_number(self.beta) and 0 <= self.beta < 1):
-            raise ValueError(f"beta={self.beta!r} must be a number in [0, 1) or None")
 
 
 def run_range_test(
@@ -226,30 +152,6 @@ def _one_pass(
             break
         best = min(best, smoothed)
     return result
-
-
-def span_end(config: RangeTestConfig, optimizer_lr: float) -> float:
-    """The test's last LR: ``config.max_lr``, or :data:`MAX_LR_FACTOR` times the optimizer's LR when None.
-
-    Raises:
-        ValueError: when ``max_lr=None`` and that multiple is not above ``min_lr``.
-
-    Example::
-
-        >>> span_end(RangeTestConfig(), optimizer_lr=0.01)
-        1.0
-        >>> span_end(RangeTestConfig(max_lr=0.5), optimizer_lr=0.01)
-        0.5
-    """
-    if config.max_lr is not None:
-        return config.max_lr
-    max_lr = MAX_LR_FACTOR * optimizer_lr
-    if not max_lr > config.min_lr:
-        raise ValueError(
-            f"max_lr=None spans up to {MAX_LR_FACTOR} x the optimizer's lr ({optimizer_lr!r}) = {max_lr!r}, "
-            f"not above min_lr={config.min_lr!r}: give max_lr"
-        )
-    return max_lr
 
 
 def group_ratios(group_lrs: Sequence[float]) -> list[float]:
@@ -568,17 +470,3 @@ def _progress_bar(total: int, show: bool, rich: bool) -> Iterator[Callable[[floa
                 tqdm_bar.update()
 
             yield update
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_positive(name: str, value: object) -> None:
-    if not (_is_number(value) and value > 0):  # type: ignore[operator]
-        raise ValueError(f"{name}={value!r} must be a positive number")
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")

@@ -50,17 +50,30 @@ def _events(path: Path) -> dict[str, dict[int, float]]:
     return {t: {e.step: e.value for e in accumulator.Scalars(t)} for t in accumulator.Tags()["scalars"]}
 
 
-_REFERENCE: dict[str, dict[str, dict[int, float]]] = {}
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The model weights of a run's final ``last.ckpt``."""
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+_REFERENCE: dict[str, tuple[dict[str, dict[int, float]], dict[str, torch.Tensor]]] = {}
 
 
 def _reference(
     policy: str, compose_cfg: Callable[..., DictConfig], tmp_path: Path
-) -> dict[str, dict[int, float]]:
-    """The uninterrupted run's series (in-process, once per policy)."""
+) -> tuple[dict[str, dict[int, float]], dict[str, torch.Tensor]]:
+    """The uninterrupted run's series and final weights (in-process, once per policy)."""
     if policy not in _REFERENCE:
         train(compose_cfg(*_overrides(policy)))
-        _REFERENCE[policy] = _events(tmp_path / "tensorboard")
+        _REFERENCE[policy] = _events(tmp_path / "tensorboard"), _weights(tmp_path)
     return _REFERENCE[policy]
+
+
+def _assert_same_weights(run_dir: Path, reference: dict[str, torch.Tensor]) -> None:
+    """Every tensor of the resumed run's final weights equals the uninterrupted run's, bit for bit."""
+    weights = _weights(run_dir)
+    assert sorted(weights) == sorted(reference)
+    different = [name for name in reference if not torch.equal(weights[name], reference[name])]
+    assert different == []
 
 
 def _kill_then_resume(
@@ -124,20 +137,21 @@ def test_sigkill_at_a_random_step_then_resume(
 ) -> None:
     rng = random.Random(f"{policy}-{trial}")
     step, hook = rng.randrange(2, 12), rng.choice(["on_train_batch_start", "on_before_optimizer_step"])
-    reference = _reference(policy, compose_cfg, tmp_path)
+    reference, weights = _reference(policy, compose_cfg, tmp_path)
     killed, saved_step = _kill_then_resume(
         policy, tmp_path / "faulty", data_dir, step, int(signal.SIGKILL), hook, monkeypatch
     )
     assert killed.returncode == -signal.SIGKILL
     assert 2 <= saved_step <= step
     _assert_continues(tmp_path / "faulty" / "run", saved_step, reference)
+    _assert_same_weights(tmp_path / "faulty" / "run", weights)
 
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_exits_cleanly_and_resumes(
     compose_cfg: Callable[..., DictConfig], tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reference = _reference("triangular", compose_cfg, tmp_path)
+    reference, weights = _reference("triangular", compose_cfg, tmp_path)
     # step 3 is not a periodic checkpoint step: only the SIGTERM checkpoint can hold step 4
     stopped, saved_step = _kill_then_resume(
         "triangular",
@@ -153,6 +167,7 @@ def test_sigterm_saves_a_checkpoint_exits_cleanly_and_resumes(
     assert saved_step == 4  # the batch that was running when SIGTERM came is finished, then saved
     assert "SIGTERM at step 4" in stopped.stdout + stopped.stderr
     _assert_continues(tmp_path / "preempted" / "run", saved_step, reference)
+    _assert_same_weights(tmp_path / "preempted" / "run", weights)
 
 
 # --- the range test interrupted -------------------------------------------------------------------------

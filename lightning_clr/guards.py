@@ -177,7 +177,7 @@ class LastCheckpoint(Callback):
         ):
             raise ValueError(f"every_n_train_steps={every_n_train_steps!r} must be null or an integer >= 1")
         if requeue_signal is not None and requeue_signal not in signal.Signals.__members__:
-            raise ValueError(f"requeue_signal={requeue_signal!r} must be null or a signal name like 'SIGUSR2'")
+            raise ValueError(f"requeue_signal={requeue_signal!r} must be null or a signal name, e.g. SIGUSR2")
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self.every_n_train_steps = every_n_train_steps
         self.requeue_signal = signal.Signals[requeue_signal] if requeue_signal else None
@@ -202,8 +202,8 @@ class LastCheckpoint(Callback):
         os.kill(os.getpid(), signal.SIGTERM)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        step = trainer.global_step
-        if self.every_n_train_steps and step and step % self.every_n_train_steps == 0 and step != self._saved_step:
+        step, every = trainer.global_step, self.every_n_train_steps
+        if every and step and step % every == 0 and step != self._saved_step:
             self._save(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

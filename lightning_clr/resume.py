@@ -90,7 +90,8 @@ class ResumableDataLoader(DataLoader):
         if not isinstance(dataset, Sized):
             raise TypeError(f"dataset={type(dataset).__name__} must be a map-style data set with a length")
         sampler = RandomSampler(dataset, generator=generator) if shuffle else range(len(dataset))
-        batch_sampler = kwargs.pop("batch_sampler", None) or SkippingBatchSampler(sampler, batch_size, drop_last)
+        batch_sampler = kwargs.pop("batch_sampler", None)  # Lightning's, re-created for DDP
+        batch_sampler = batch_sampler or SkippingBatchSampler(sampler, batch_size, drop_last)
         super().__init__(dataset, batch_sampler=batch_sampler, generator=generator, **kwargs)
         self._pass_start: torch.Tensor | None = None
         self._taken = 0
@@ -119,7 +120,8 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Make the next pass continue the saved one."""
-        self._resume = {"generator": state_dict.get("generator"), "batches": int(state_dict.get("batches", 0))}
+        batches = int(state_dict.get("batches", 0))
+        self._resume = {"generator": state_dict.get("generator"), "batches": batches}
 
 
 class RandomStates(Callback):

@@ -157,7 +157,7 @@ class ClassificationDataModule(L.LightningDataModule):
         return self._loader(DataLoader, self._require_setup(self.val_set), shuffle=False)
 
     def state_dict(self) -> dict[str, Any]:
-        """The training shuffle generator's state: at an epoch end, where the next epoch's order comes from."""
+        """The training shuffle generator's state: at an epoch end, where the next epoch's order starts."""
         return {} if self._shuffle is None else {"shuffle": self._shuffle.get_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

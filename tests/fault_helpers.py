@@ -7,6 +7,7 @@ at an exact step without polling files on a busy machine.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,3 +73,13 @@ class StreamDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(_Stream(self.seed + 1), batch_size=self.batch_size)
+
+
+class SlowSteps(L.Callback):
+    """Sleep ``seconds`` after every training batch: a tiny run that lasts long enough to be interrupted."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        time.sleep(self.seconds)

@@ -19,7 +19,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from lightning_clr.slurm import NEVER_STARTS, POLL_S, REQUEST, at_fault, pending_reasons, settings
+from lightning_clr.slurm import NEVER_STARTS, POLL_S, at_fault, pending_reasons, settings
 from lightning_clr.sweep import write_record
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class SlurmSweepLauncher(SlurmLauncher):
             jobs = executor.map_array(self, *zip(*[(*a, state) for a in arguments], strict=True))
         except Exception as error:  # sbatch refused the request
             reason = next((line for line in str(error).splitlines() if "error:" in line), str(error))
-            request = settings(self.params, REQUEST)
+            request = settings(self.params, at_fault(self.params, "PartitionConfig"))
             raise SystemExit(f"error: sbatch refused the jobs ({reason.strip()}): {request}") from None
         return self._collect(jobs, arguments)
 

@@ -78,10 +78,12 @@ def _wait_for(condition: Callable[[], object], what: str, timeout: float = 240) 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _job_ids(sweep_dir: Path) -> list[str]:
-    """The SLURM ids of the sweep's jobs (``<array>_<index>``), in job order."""
-    folders = [p.name for p in (sweep_dir / ".submitit").glob("*_*") if re.fullmatch(r"\d+_\d+", p.name)]
-    return sorted(folders, key=lambda name: int(name.split("_")[1]))
+def _job_ids(sweep_dir: Path, count: int) -> list[str]:
+    """The SLURM ids of the sweep's ``count`` jobs once submitted (else ``[]``); more than one: an array."""
+    arrays = [path.name for path in (sweep_dir / ".submitit").glob("*") if re.fullmatch(r"\d+", path.name)]
+    if not arrays:
+        return []
+    return [arrays[0]] if count == 1 else [f"{arrays[0]}_{index}" for index in range(count)]
 
 
 def _running(job_ids: list[str]) -> bool:
@@ -129,18 +131,19 @@ def test_requeued_job_resumes_from_last_ckpt_with_an_exact_lr_trace(
     tmp_path: Path, data_dir: Path, compose_cfg: Callable[..., DictConfig]
 ) -> None:
     sweep, sweep_dir = _start_sweep(tmp_path, data_dir, *SLOW)
-    job_ids = _wait_for(lambda: _job_ids(sweep_dir), "the job to be submitted")
+    job_ids = _wait_for(lambda: _job_ids(sweep_dir, 1), "the job to be submitted")
     last = _wait_for(lambda: next(sweep_dir.glob("0_*/checkpoints/last.ckpt"), None), "a first last.ckpt")
     subprocess.run(["scontrol", "requeue", job_ids[0]], check=True)
     _, stderr = sweep.communicate(timeout=400)
     assert sweep.returncode == 0, stderr[-3000:]
     assert _summary(sweep_dir)[0]["status"] == "completed"
 
-    run_dir = last.parent.parent
-    files = sorted(run_dir.glob("tensorboard/events.out.tfevents.*"), key=lambda path: path.stat().st_mtime)
-    segments = [_events(path)["lr"] for path in files]
+    segments: dict[str, dict[int, float]] = {}  # the LR logged by each process, in the order they ran
+    files = sorted((last.parent.parent / "tensorboard").glob("events.*"), key=lambda p: p.stat().st_mtime)
+    for path in files:
+        segments.setdefault(path.name.split(".")[-2], {}).update(_events(path).get("lr", {}))
     assert len(segments) == 2  # the job before and after its requeue
-    before, after = segments
+    before, after = segments.values()
     assert min(after) == max(before) + 1  # resumed right after the batch it was running: nothing redone
     assert torch.load(last, weights_only=True)["global_step"] == 12
     reference = _events(_reference_run(compose_cfg))["lr"]
@@ -158,7 +161,7 @@ def _reference_run(compose_cfg: Callable[..., DictConfig]) -> Path:
 
 def test_cancelled_job_is_marked_failed_and_the_other_completes(tmp_path: Path, data_dir: Path) -> None:
     sweep, sweep_dir = _start_sweep(tmp_path, data_dir, *SLOW, "seed=1,2")
-    job_ids = _wait_for(lambda: (ids := _job_ids(sweep_dir)) and len(ids) == 2 and ids, "two jobs")
+    job_ids = _wait_for(lambda: _job_ids(sweep_dir, 2), "two jobs to be submitted")
     _wait_for(lambda: _running(job_ids), "both jobs to run")
     subprocess.run(["scancel", job_ids[0]], check=True)
     _, stderr = sweep.communicate(timeout=400)

@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_clr import CyclicLR
 from lightning_clr.cli import hydra_app
-from lightning_clr.guards import NonFiniteGuard, NonFiniteLossError
+from lightning_clr.guards import LastCheckpoint, NonFiniteGuard, NonFiniteLossError
 from lightning_clr.policies import Triangular
 from lightning_clr.training import main, train
 from tests.conftest import FAST, ROOT
+from tests.fault_helpers import SignalAt
 
 POLICIES = ["triangular", "triangular2", "exp_range", "fixed", "one_cycle"]
 #: With FAST: 12 optimizer steps in 2 epochs of 6; last.ckpt every 2 steps and at every epoch end.
@@ -168,6 +169,41 @@ def test_sigterm_saves_a_checkpoint_exits_cleanly_and_resumes(
     assert "SIGTERM at step 4" in stopped.stdout + stopped.stderr
     _assert_continues(tmp_path / "preempted" / "run", saved_step, reference)
     _assert_same_weights(tmp_path / "preempted" / "run", weights)
+
+
+def test_last_ckpt_follows_every_epoch_when_the_metric_stalls(compose_cfg: Callable[..., DictConfig]) -> None:
+    cfg = compose_cfg("policy=fixed", "policy.lr=1e-12", "trainer.max_epochs=3")  # val_acc never improves
+    train(cfg)
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, 18)
+
+
+def test_timeout_signal_saves_last_ckpt_then_hands_over_to_the_previous_handler(tmp_path: Path) -> None:
+    handed_over_at: list[int] = []
+
+    def submitit_like(signum: int, frame: object) -> None:  # requeues, then exits
+        handed_over_at.append(torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"])
+        raise SystemExit(-1)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        trainer = L.Trainer(
+            max_steps=8,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[LastCheckpoint(tmp_path), SignalAt(step=3, signum=int(signal.SIGUSR2))],
+        )
+        with pytest.raises(SystemExit) as exited:
+            trainer.fit(Fragile(), train_dataloaders=_loader())
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert exited.value.code == -1
+    assert handed_over_at == [4]  # the batch running when the signal came is finished, then saved
 
 
 # --- the range test interrupted -------------------------------------------------------------------------

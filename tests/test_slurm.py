@@ -127,13 +127,22 @@ def test_a_request_slurm_can_never_run_fails_the_sweep_in_one_line(tmp_path: Pat
     assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() == ""
 
 
+#: Two ways a running job is stopped and requeued: by SLURM (SIGTERM), and by submitit after its
+#: timeout/preemption signal (what SLURM sends signal_delay_s before the time limit).
+REQUEUES = {
+    "scontrol_requeue": ["scontrol", "requeue"],
+    "timeout_signal": ["scancel", "--signal=USR2"],
+}
+
+
+@pytest.mark.parametrize("requeue", list(REQUEUES))
 def test_requeued_job_resumes_from_last_ckpt_with_an_exact_lr_trace(
-    tmp_path: Path, data_dir: Path, compose_cfg: Callable[..., DictConfig]
+    requeue: str, tmp_path: Path, data_dir: Path, compose_cfg: Callable[..., DictConfig]
 ) -> None:
     sweep, sweep_dir = _start_sweep(tmp_path, data_dir, *SLOW)
     job_ids = _wait_for(lambda: _job_ids(sweep_dir, 1), "the job to be submitted")
     last = _wait_for(lambda: next(sweep_dir.glob("0_*/checkpoints/last.ckpt"), None), "a first last.ckpt")
-    subprocess.run(["scontrol", "requeue", job_ids[0]], check=True)
+    subprocess.run([*REQUEUES[requeue], job_ids[0]], check=True)
     _, stderr = sweep.communicate(timeout=400)
     assert sweep.returncode == 0, stderr[-3000:]
     assert _summary(sweep_dir)[0]["status"] == "completed"

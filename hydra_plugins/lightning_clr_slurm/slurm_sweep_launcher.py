@@ -18,6 +18,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from submitit.core.utils import UncompletedJobError
 
 from lightning_clr.slurm import NEVER_STARTS, POLL_S, at_fault, pending_reasons, settings
 from lightning_clr.sweep import write_record
@@ -89,11 +90,13 @@ class SlurmSweepLauncher(SlurmLauncher):
             state = job.state
             overrides, _, number, _ = arguments
             log.error("job %s (SLURM job %s) failed: %s", number, job.job_id, state)
-            first_line = (str(error).strip().splitlines() or [""])[0]
+            # no result at all (cancelled, killed, a rank died): the state says it; else the job's own error
+            error_text = f"SLURM {state}"
+            if not isinstance(error, UncompletedJobError):
+                error_text += ": " + (str(error).strip().splitlines() or [""])[-1]
             config = self._job_config(overrides, number)
             job_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
             metric = OmegaConf.select(config, "hydra.callbacks.sweep_summary.metric", default="val_acc")
-            error_text = f"SLURM {state}: {first_line}"
             write_record(job_dir, number, config.hydra.job.override_dirname, metric, error_text)
             return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=math.nan)
 

@@ -29,6 +29,7 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -205,5 +206,5 @@ def table(records: list[dict[str, Any]], title: str) -> Table:
     for column in columns:
         result.add_column(column, overflow="fold")
     for record in records:
-        result.add_row(*("" if record[c] is None else str(record[c]) for c in columns))
+        result.add_row(*("" if record[c] is None else escape(str(record[c])) for c in columns))
     return result

@@ -39,6 +39,13 @@ pytestmark = [
     pytest.mark.skipif(_slurm_down_reason() is not None, reason=str(_slurm_down_reason())),
 ]
 
+
+@pytest.fixture(autouse=True)
+def _jobs_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLURM jobs inherit the environment: make them import this checkout's code and launcher plugin."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+
 ON_SLURM = ["strategy=slurm", "trainer.accelerator=cpu"]
 #: 2 epochs of 6 steps, one second each: long enough to requeue or cancel a job while it trains.
 SLOW = [
@@ -52,7 +59,7 @@ SLOW = [
 def _start_sweep(tmp_path: Path, data_dir: Path, *overrides: str) -> tuple[subprocess.Popen[str], Path]:
     """Start ``train.py -m`` on SLURM in the background; return the process and its sweep folder."""
     sweep_dir = tmp_path / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
     command = [
         sys.executable,
         str(ROOT / "scripts" / "train.py"),
@@ -142,10 +149,14 @@ def test_requeued_job_resumes_from_last_ckpt_with_an_exact_lr_trace(
     sweep, sweep_dir = _start_sweep(tmp_path, data_dir, *SLOW)
     job_ids = _wait_for(lambda: _job_ids(sweep_dir, 1), "the job to be submitted")
     last = _wait_for(lambda: next(sweep_dir.glob("0_*/checkpoints/last.ckpt"), None), "a first last.ckpt")
+    requeued_at = time.time()
     subprocess.run([*REQUEUES[requeue], job_ids[0]], check=True)
     _, stderr = sweep.communicate(timeout=400)
     assert sweep.returncode == 0, stderr[-3000:]
-    assert _summary(sweep_dir)[0]["status"] == "completed"
+    (row,) = _summary(sweep_dir)
+    assert row["status"] == "completed"
+    ended_at = (last.parent.parent / "sweep_job.json").stat().st_mtime
+    assert float(row["wall_s"]) >= ended_at - requeued_at  # counted from the first segment's start
 
     segments: dict[str, dict[int, float]] = {}  # the LR logged by each process, in the order they ran
     files = sorted((last.parent.parent / "tensorboard").glob("events.*"), key=lambda p: p.stat().st_mtime)

@@ -124,13 +124,24 @@ def test_ddp_job_with_two_tasks_writes_one_run_dir(tmp_path: Path, data_dir: Pat
     assert _summary(sweep_dir)[0]["status"] == "completed"
 
 
-def test_a_request_slurm_can_never_run_fails_the_sweep_in_one_line(tmp_path: Path, data_dir: Path) -> None:
-    result, _ = run_sweep(tmp_path, data_dir, *ON_SLURM, "trainer.num_nodes=2", "seed=1,2")
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # SLURM queues the job, pending forever (PartitionNodeLimit): the launcher sees it and stops
+        ("trainer.num_nodes=2", "error: SLURM can never start job"),
+        # sbatch refuses it at once
+        ("hydra.launcher.mem_gb=100000", "error: sbatch refused the jobs"),
+    ],
+)
+def test_a_request_slurm_can_never_run_fails_the_sweep_in_one_line(
+    override: str, message: str, tmp_path: Path, data_dir: Path
+) -> None:
+    result, _ = run_sweep(tmp_path, data_dir, *ON_SLURM, override, "seed=1,2")
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: SLURM can never start job")
-    assert "PartitionNodeLimit" in last_line or "PartitionConfig" in last_line
-    assert "hydra.launcher.nodes=2" in last_line
+    assert last_line.startswith(message)
+    setting = {"trainer.num_nodes=2": "hydra.launcher.nodes=2"}.get(override, override)
+    assert last_line.endswith(setting) or f"{setting} asks for more" in last_line
     assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() == ""
 
 

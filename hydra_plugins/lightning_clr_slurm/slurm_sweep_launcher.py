@@ -18,7 +18,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from submitit.core.utils import UncompletedJobError
+from submitit.core.utils import FailedJobError, FailedSubmissionError, UncompletedJobError
 
 from lightning_clr.slurm import NEVER_STARTS, POLL_S, at_fault, pending_reasons, settings
 from lightning_clr.sweep import write_record
@@ -33,7 +33,7 @@ class SlurmSweepLauncher(SlurmLauncher):
 
         hydra:
           launcher:
-            _target_: lightning_clr.slurm.SlurmSweepLauncher
+            _target_: hydra_plugins.lightning_clr_slurm.slurm_sweep_launcher.SlurmSweepLauncher
     """
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -55,7 +55,7 @@ class SlurmSweepLauncher(SlurmLauncher):
         state = Singleton.get_state()
         try:
             jobs = executor.map_array(self, *zip(*[(*a, state) for a in arguments], strict=True))
-        except Exception as error:  # sbatch refused the request
+        except (FailedJobError, FailedSubmissionError) as error:  # sbatch refused the request
             reason = next((line for line in str(error).splitlines() if "error:" in line), str(error))
             request = settings(self.params, at_fault(self.params, "PartitionConfig"))
             raise SystemExit(f"error: sbatch refused the jobs ({reason.strip()}): {request}") from None

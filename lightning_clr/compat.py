@@ -35,6 +35,7 @@ from torchmetrics import Metric
 __all__ = [
     "HYDRA_COMMAND_HOOK",
     "HYDRA_LAUNCHER_MODULES",
+    "PROCESS_OBSERVER_HOOK",
     "TunerExit",
     "fit_resume_options",
     "hydra_subprocess_command",
@@ -109,21 +110,34 @@ def metric_state_names(metric: Metric) -> list[str]:
 #: The launcher modules whose ``_hydra_subprocess_cmd`` builds the command of DDP ranks 1.. under Hydra.
 HYDRA_LAUNCHER_MODULES = (fabric_launcher, pytorch_launcher)
 HYDRA_COMMAND_HOOK = "_hydra_subprocess_cmd"
+#: The function Lightning's DDP launcher calls to watch the ranks it started.
+PROCESS_OBSERVER_HOOK = "_launch_process_observer"
 
 
 @contextmanager
-def hydra_subprocess_command(build: Callable[[int], tuple[Sequence[str], str]]) -> Iterator[None]:
+def hydra_subprocess_command(
+    build: Callable[[int], tuple[Sequence[str], str]], observe: Callable[..., Any] | None = None
+) -> Iterator[None]:
     """Let Lightning start the other DDP ranks of a Hydra job with ``build(local_rank) -> (command, cwd)``.
 
-    ``_SubprocessScriptLauncher`` calls ``_hydra_subprocess_cmd`` when Hydra is initialised; the original
-    is put back on exit.
+    ``_SubprocessScriptLauncher`` calls ``_hydra_subprocess_cmd`` when Hydra is initialised. With
+    ``observe``, it also replaces ``_launch_process_observer``, the watcher that SIGKILLs the whole process
+    group when a rank dies (inside a sweep that would kill the other jobs too). The originals are put back
+    on exit.
     """
-    hook = HYDRA_COMMAND_HOOK
-    saved = {module: getattr(module, hook) for module in HYDRA_LAUNCHER_MODULES if hasattr(module, hook)}
-    for module in saved:
-        setattr(module, hook, build)
+    hooks: dict[str, Callable[..., Any]] = {HYDRA_COMMAND_HOOK: build}
+    if observe is not None:
+        hooks[PROCESS_OBSERVER_HOOK] = observe
+    saved = {
+        (module, name): getattr(module, name)
+        for module in HYDRA_LAUNCHER_MODULES
+        for name in hooks
+        if hasattr(module, name)
+    }
+    for module, name in saved:
+        setattr(module, name, hooks[name])
     try:
         yield
     finally:
-        for module, original in saved.items():
-            setattr(module, hook, original)
+        for (module, name), original in saved.items():
+            setattr(module, name, original)

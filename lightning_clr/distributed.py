@@ -15,6 +15,12 @@ the length of one job and afterwards destroys the process group and restores the
 old group already initialised, talks to ranks that have exited, and dies with gloo's "Connection closed by
 peer" (or, with ``LOCAL_RANK`` left set, waits for ranks nobody starts).
 
+Lightning also watches the ranks it started and, when one dies, SIGKILLs them all and the main process
+(``_launch_process_observer``): under ``-m`` that ends the whole sweep. Within a sweep's job,
+:func:`distributed_job` watches them instead with :class:`RankObserver`, which stops the job's other ranks
+and lets this one fail with :class:`RankDiedError` naming the rank and its signal: the sweep records the job
+as failed and goes on.
+
 ``tests/test_distributed.py`` runs a real two-process sweep, so a Lightning upgrade that moves or changes
 this hook fails CI.
 """
@@ -22,7 +28,11 @@ this hook fails CI.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,11 +107,20 @@ def distributed_job() -> Iterator[None]:
         >>> with distributed_job():
         ...     pass  # build the Trainer and fit here
     """
+    from lightning_clr.cli import in_multirun
+
     saved_env = {name: os.environ.get(name) for name in LAUNCH_ENV}
+    observer = RankObserver()
     try:
-        with hydra_subprocess_command(hydra_child_command):
+        with hydra_subprocess_command(hydra_child_command, observer.start if in_multirun() else None):
             yield
+    except Exception as error:
+        if observer.wait_for_a_death(timeout_s=5.0):  # a rank that died makes this one fail soon after
+            failed = type(error).__name__
+            raise RankDiedError(f"{observer.died}; this rank then failed with {failed}") from error
+        raise
     finally:
+        observer.stop()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
         for name, value in saved_env.items():
@@ -114,3 +133,68 @@ def distributed_job() -> Iterator[None]:
 def _drives_sweep(override: str) -> bool:
     key = override.split("=", 1)[0].lstrip("+~")
     return any(key == sweep_key or key.startswith(sweep_key + ".") for sweep_key in _SWEEP_KEYS)
+
+
+class RankDiedError(RuntimeError):
+    """Another rank of this DDP job died; the message names the rank and how it ended."""
+
+
+class RankObserver:
+    """Watch the rank processes Lightning started; when one dies, stop the others (not this process).
+
+    ``died`` then says which rank ended how (``"rank 1 ended with SIGKILL"``); this process, rank 0, fails at
+    its next collective with the dead rank, and :func:`distributed_job` raises :class:`RankDiedError`.
+
+    Example::
+
+        >>> observer = RankObserver()
+        >>> observer.start([subprocess.Popen([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"])])
+        >>> import time
+        >>> while not observer.died:
+        ...     time.sleep(0.1)
+        >>> observer.died
+        'rank 1 ended with SIGKILL'
+    """
+
+    def __init__(self, period_s: float = 0.5) -> None:
+        self.period_s = period_s
+        self.died = ""
+        self._stopped = threading.Event()
+        self._done = threading.Event()  # set while nothing is watched: no rank left to die
+        self._done.set()
+
+    def start(self, child_processes: list[subprocess.Popen]) -> None:
+        """Start watching ``child_processes`` (ranks 1, 2, ...) in a daemon thread."""
+        self._done.clear()
+        threading.Thread(target=self._watch, args=(child_processes,), daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def wait_for_a_death(self, timeout_s: float) -> str:
+        """``died``, once the watched ranks have been looked at after this call (up to ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.died and not self._done.is_set() and time.monotonic() < deadline:
+            time.sleep(self.period_s / 5)
+        return self.died
+
+    def _watch(self, children: list[subprocess.Popen]) -> None:
+        try:
+            self._watch_until_one_ends(children)
+        finally:
+            self._done.set()
+
+    def _watch_until_one_ends(self, children: list[subprocess.Popen]) -> None:
+        while not self._stopped.wait(self.period_s):
+            codes = [child.poll() for child in children]
+            if all(code == 0 for code in codes):
+                return
+            dead = next((rank for rank, code in enumerate(codes, start=1) if code), None)
+            if dead is not None:
+                code = codes[dead - 1]
+                how = signal.Signals(-code).name if code < 0 else f"exit status {code}"
+                self.died = f"rank {dead} ended with {how}"
+                for child in children:
+                    if child.poll() is None:
+                        child.kill()
+                return

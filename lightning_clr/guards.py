@@ -3,15 +3,18 @@
 :class:`NonFiniteGuard` stops (or skips the optimizer step) at the first NaN/inf training loss and says
 where it happened: the step, the LR it ran at and the CLR policy with its bounds.
 
-:class:`PreemptionCheckpoint` saves a checkpoint when the process gets SIGTERM. Lightning (2.x) already
-catches SIGTERM: it finishes the current batch, then raises ``SIGTERMException`` (a ``SystemExit`` with
-status 0) and calls the callbacks' ``on_exception``; it saves nothing. This callback saves there, as
-``last.ckpt`` beside ``ModelCheckpoint``'s, so ``ckpt_path=last`` continues the cycle.
+:class:`LastCheckpoint` keeps ``last.ckpt`` current: at every epoch end (whatever the monitored metric
+did), every n optimizer steps, and when SIGTERM or the scheduler's requeue signal (submitit's SIGUSR2)
+stops the run, before submitit requeues it; ``ckpt_path=last`` then continues the cycle.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import lightning.pytorch as pl
@@ -23,7 +26,7 @@ from torch.optim import Optimizer
 
 from lightning_clr.callback import CyclicLR
 
-__all__ = ["ACTIONS", "NonFiniteGuard", "NonFiniteLossError", "PreemptionCheckpoint"]
+__all__ = ["ACTIONS", "LastCheckpoint", "NonFiniteGuard", "NonFiniteLossError"]
 
 ACTIONS = ("stop", "skip")
 
@@ -125,40 +128,108 @@ def describe(trainer: pl.Trainer, loss: float) -> str:
     return where
 
 
-class PreemptionCheckpoint(Callback):
-    """On SIGTERM, save ``<dirpath>/<filename>.ckpt`` before Lightning ends the run (with status 0).
+class LastCheckpoint(Callback):
+    """Keep ``<dirpath>/last.ckpt`` current: every epoch end, every n optimizer steps, and on preemption.
 
-    Lightning stops at the end of the batch during which SIGTERM arrived (or of the validation batch);
-    the checkpoint saved then resumes exactly like one ``ModelCheckpoint`` saves mid-epoch. A symlinked
-    ``last.ckpt`` (``save_last="link"``) is replaced by a file, never written through.
+    The file is rewritten at the end of every training epoch (after its validation, whatever the metrics
+    did), every ``every_n_train_steps`` optimizer steps if set, and when the process is told to stop:
+
+    - SIGTERM: Lightning (2.x) finishes the current batch, then raises ``SIGTERMException`` (a
+      ``SystemExit`` with status 0) and calls ``on_exception``, where this callback saves;
+    - ``requeue_signal`` (submitit's timeout/preemption signal, ``SIGUSR2``): handled the same way, and once
+      ``last.ckpt`` is written the handler that was installed before (submitit's, which requeues the job and
+      exits) runs. Without such a handler the run stops with status 0, as on SIGTERM.
+
+    A run stopped this way loses at most the batch it was running. A symlinked ``last.ckpt`` (e.g. from
+    ``ModelCheckpoint(save_last="link")``) is replaced by a file, never written through.
 
     Args:
         dirpath: the folder, e.g. ``ModelCheckpoint``'s ``dirpath``.
         filename: the file name without ``.ckpt``; ``"last"`` lets ``ckpt_path=last`` find it.
+        every_n_train_steps: also save every this many optimizer steps (``None``: only at epoch ends).
+        requeue_signal: the scheduler's "time is up / preempted" signal by name, or ``None`` to leave it.
+
+    Raises:
+        ValueError: an argument is out of range.
 
     Example::
 
         >>> import lightning as L
-        >>> callback = PreemptionCheckpoint("outputs/run/checkpoints")
+        >>> callback = LastCheckpoint("outputs/run/checkpoints", every_n_train_steps=500)
         >>> callback.path.name
         'last.ckpt'
-        >>> trainer = L.Trainer(callbacks=[callback])  # doctest: +SKIP
+        >>> trainer = L.Trainer(callbacks=[callback], logger=False, enable_progress_bar=False)
     """
 
-    def __init__(self, dirpath: str | Path, filename: str = "last") -> None:
+    def __init__(
+        self,
+        dirpath: str | Path,
+        filename: str = "last",
+        every_n_train_steps: int | None = None,
+        requeue_signal: str | None = "SIGUSR2",
+    ) -> None:
         if not str(filename) or "/" in str(filename):
             raise ValueError(f"filename={filename!r} must be a non-empty file name without a folder")
+        if every_n_train_steps is not None and (
+            isinstance(every_n_train_steps, bool)
+            or not isinstance(every_n_train_steps, int)
+            or every_n_train_steps < 1
+        ):
+            raise ValueError(f"every_n_train_steps={every_n_train_steps!r} must be null or an integer >= 1")
+        if requeue_signal is not None and requeue_signal not in signal.Signals.__members__:
+            raise ValueError(f"requeue_signal={requeue_signal!r} must be null or a signal name, e.g. SIGUSR2")
         self.path = Path(dirpath) / f"{filename}.ckpt"
+        self.every_n_train_steps = every_n_train_steps
+        self.requeue_signal = signal.Signals[requeue_signal] if requeue_signal else None
+        self._saved_step: int | None = None
+        self._previous_handler: Any = None
+        self._requeue_requested = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit" or self.requeue_signal is None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(self.requeue_signal, self._on_requeue_signal)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._previous_handler is not None:
+            signal.signal(self.requeue_signal, self._previous_handler)
+            self._previous_handler = None
+
+    def _on_requeue_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Lightning's SIGTERM handling stops at the end of the batch, on every rank
+        self._requeue_requested = True
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        step, every = trainer.global_step, self.every_n_train_steps
+        if every and step and step % every == 0 and step != self._saved_step:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         if not isinstance(exception, SIGTERMException):
             return
+        self._save(trainer)
+        cause = self.requeue_signal.name if self._requeue_requested else "SIGTERM"
+        rank_zero_info(
+            f"{cause} at step {trainer.global_step} (epoch {trainer.current_epoch}): saved {self.path}; "
+            "resume with ckpt_path=last (same run dir)"
+        )
+        handler = self._previous_handler
+        if self._requeue_requested and callable(handler):
+            for logger in trainer.loggers:
+                logger.finalize("interrupted")
+            handler(self.requeue_signal, None)  # submitit: requeue, then exit
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
         if trainer.is_global_zero and self.path.is_symlink():
             self.path.unlink()
         trainer.save_checkpoint(self.path)
-        rank_zero_info(
-            f"SIGTERM at step {trainer.global_step} (epoch {trainer.current_epoch}): saved {self.path}; "
-            "resume with ckpt_path=last (same run dir)"
-        )
+        self._saved_step = trainer.global_step

@@ -28,12 +28,15 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 log = logging.getLogger(__name__)
 
 JOB_FILE = "sweep_job.json"
+#: When the job's first segment started (a requeued job runs in several), in the job's folder.
+STARTED_FILE = ".sweep_job_started"
 SUMMARY_FILE = "summary.csv"
 #: Longest job folder name (bytes) before :func:`short_dirname` shortens it; file systems allow 255.
 MAX_DIRNAME = 200
@@ -56,32 +59,28 @@ class SweepSummary(Callback):
 
     def __init__(self, metric: str = "val_acc") -> None:
         self.metric = metric
-        self._started = 0.0
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._started = time.perf_counter()
+        if config.hydra.mode == RunMode.MULTIRUN and rank_zero_only.rank == 0:
+            mark_started(Path(config.hydra.runtime.output_dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN or rank_zero_only.rank != 0:  # type: ignore[attr-defined]
             return
         output_dir = Path(config.hydra.runtime.output_dir)
-        record: dict[str, Any] = {
-            "job": int(config.hydra.job.num),
-            "overrides": config.hydra.job.override_dirname,
-            "status": "completed",
-            **best_of(output_dir, self.metric),
-            "wall_s": round(time.perf_counter() - self._started, 1),
-            "error": "",
-        }
+        error = ""
         try:
             _ = job_return.return_value  # re-raises the job's exception
-        except Exception as error:
-            log.error("job %s failed", record["job"], exc_info=(type(error), error, error.__traceback__))
-            first_line = (str(error).strip().splitlines() or [""])[0]
-            record.update(status="failed", error=f"{type(error).__name__}: {first_line}")
+        except Exception as exception:
+            number = config.hydra.job.num
+            log.error("job %s failed", number, exc_info=(type(exception), exception, exception.__traceback__))
+            first_line = (str(exception).strip().splitlines() or [""])[0]
+            error = f"{type(exception).__name__}: {first_line}"
             job_return.status = JobStatus.COMPLETED
             job_return.return_value = math.nan
-        (output_dir / JOB_FILE).write_text(json.dumps(record, indent=2))
+        write_record(
+            output_dir, int(config.hydra.job.num), config.hydra.job.override_dirname, self.metric, error
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -139,6 +138,40 @@ def best_of(run_dir: Path, metric: str) -> dict[str, Any]:
     return best
 
 
+def mark_started(job_dir: Path) -> None:
+    """Note when the job started, unless an earlier segment of it (before a requeue) already did."""
+    path = job_dir / STARTED_FILE
+    if not path.is_file():
+        job_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{time.time():.3f}")
+
+
+def write_record(job_dir: Path, job: int, overrides: str, metric: str, error: str = "") -> dict[str, Any]:
+    """Write the job's ``sweep_job.json``: ``failed`` with ``error`` if one is given, else ``completed``.
+
+    ``wall_s`` runs from the start of the job's first segment, so it covers every segment of a requeued job.
+
+    Example::
+
+        >>> import tempfile
+        >>> write_record(Path(tempfile.mkdtemp()), 3, "seed=1", "val_acc", "SLURM CANCELLED by 0")["status"]
+        'failed'
+    """
+    started = job_dir / STARTED_FILE
+    wall_s = round(time.time() - float(started.read_text()), 1) if started.is_file() else None
+    record: dict[str, Any] = {
+        "job": job,
+        "overrides": overrides,
+        "status": "failed" if error else "completed",
+        **best_of(job_dir, metric),
+        "wall_s": wall_s,
+        "error": error,
+    }
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / JOB_FILE).write_text(json.dumps(record, indent=2))
+    return record
+
+
 def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
     """Every job record under ``sweep_dir``, in job order."""
     records = [json.loads(path.read_text()) for path in sweep_dir.glob(f"*/{JOB_FILE}")]
@@ -161,5 +194,5 @@ def table(records: list[dict[str, Any]], title: str) -> Table:
     for column in columns:
         result.add_column(column, overflow="fold")
     for record in records:
-        result.add_row(*("" if record[c] is None else str(record[c]) for c in columns))
+        result.add_row(*("" if record[c] is None else escape(str(record[c])) for c in columns))
     return result

@@ -7,6 +7,7 @@ at an exact step without polling files on a busy machine.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,19 +21,25 @@ HOOKS = ("on_train_batch_start", "on_before_optimizer_step", "on_train_batch_end
 class SignalAt(L.Callback):
     """Send ``signum`` to this process in ``hook`` of optimizer step ``step`` (e.g. SIGKILL mid-step).
 
+    With ``rank``, only the process of that global rank gets it (a DDP rank that dies).
+
     Example::
 
         >>> SignalAt(step=5, signum=9, hook="on_before_optimizer_step").step
         5
     """
 
-    def __init__(self, step: int, signum: int, hook: str = "on_train_batch_start") -> None:
+    def __init__(
+        self, step: int, signum: int, hook: str = "on_train_batch_start", rank: int | None = None
+    ) -> None:
         if hook not in HOOKS:
             raise ValueError(f"hook={hook!r} must be one of {HOOKS}")
-        self.step, self.signum, self.hook = step, signum, hook
+        self.step, self.signum, self.hook, self.rank = step, signum, hook, rank
         self.sent = False
 
     def _maybe_send(self, trainer: L.Trainer, hook: str) -> None:
+        if self.rank is not None and trainer.global_rank != self.rank:
+            return
         if hook == self.hook and trainer.global_step == self.step and not self.sent:
             self.sent = True
             os.kill(os.getpid(), self.signum)
@@ -72,3 +79,13 @@ class StreamDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(_Stream(self.seed + 1), batch_size=self.batch_size)
+
+
+class SlowSteps(L.Callback):
+    """Sleep ``seconds`` after every training batch: a tiny run that lasts long enough to be interrupted."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        time.sleep(self.seconds)

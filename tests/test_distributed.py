@@ -171,3 +171,23 @@ def test_ddp_sweep_runs_each_job_once_on_both_ranks(
             assert [lr for _, lr in record["lrs"]] == pytest.approx([policy(k) for k in range(6)], rel=1e-12)
         assert json.loads((job / "sweep_job.json").read_text())["status"] == "completed"
     assert result.stdout.count("Launching 2 jobs locally") == 1
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_fails_its_job_and_the_sweep_goes_on(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    kill_rank_1 = [
+        "+callbacks.signal_at._target_=tests.fault_helpers.SignalAt",
+        "+callbacks.signal_at.signum=9",
+        "+callbacks.signal_at.rank=1",
+        "+callbacks.signal_at.step=3,1000",  # job 1 never gets that far
+    ]
+    result, sweep_dir = run_sweep(tmp_path, data_dir, "strategy=ddp_cpu", *kill_rank_1)
+    assert result.returncode == 1
+    assert "1 of 2 jobs failed" in result.stderr.strip().splitlines()[-1]
+    killed, survived = (json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/sweep_job.json")))
+    assert killed["status"] == "failed"
+    assert killed["error"].startswith("RankDiedError: rank 1 ended with SIGKILL")
+    assert survived["status"] == "completed"

@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_clr import CyclicLR
 from lightning_clr.cli import hydra_app
-from lightning_clr.guards import NonFiniteGuard, NonFiniteLossError
+from lightning_clr.guards import LastCheckpoint, NonFiniteGuard, NonFiniteLossError
 from lightning_clr.policies import Triangular
 from lightning_clr.training import main, train
 from tests.conftest import FAST, ROOT
+from tests.fault_helpers import SignalAt
 
 POLICIES = ["triangular", "triangular2", "exp_range", "fixed", "one_cycle"]
 #: With FAST: 12 optimizer steps in 2 epochs of 6; last.ckpt every 2 steps and at every epoch end.
@@ -50,17 +51,30 @@ def _events(path: Path) -> dict[str, dict[int, float]]:
     return {t: {e.step: e.value for e in accumulator.Scalars(t)} for t in accumulator.Tags()["scalars"]}
 
 
-_REFERENCE: dict[str, dict[str, dict[int, float]]] = {}
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The model weights of a run's final ``last.ckpt``."""
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+_REFERENCE: dict[str, tuple[dict[str, dict[int, float]], dict[str, torch.Tensor]]] = {}
 
 
 def _reference(
     policy: str, compose_cfg: Callable[..., DictConfig], tmp_path: Path
-) -> dict[str, dict[int, float]]:
-    """The uninterrupted run's series (in-process, once per policy)."""
+) -> tuple[dict[str, dict[int, float]], dict[str, torch.Tensor]]:
+    """The uninterrupted run's series and final weights (in-process, once per policy)."""
     if policy not in _REFERENCE:
         train(compose_cfg(*_overrides(policy)))
-        _REFERENCE[policy] = _events(tmp_path / "tensorboard")
+        _REFERENCE[policy] = _events(tmp_path / "tensorboard"), _weights(tmp_path)
     return _REFERENCE[policy]
+
+
+def _assert_same_weights(run_dir: Path, reference: dict[str, torch.Tensor]) -> None:
+    """Every tensor of the resumed run's final weights equals the uninterrupted run's, bit for bit."""
+    weights = _weights(run_dir)
+    assert sorted(weights) == sorted(reference)
+    different = [name for name in reference if not torch.equal(weights[name], reference[name])]
+    assert different == []
 
 
 def _kill_then_resume(
@@ -124,20 +138,21 @@ def test_sigkill_at_a_random_step_then_resume(
 ) -> None:
     rng = random.Random(f"{policy}-{trial}")
     step, hook = rng.randrange(2, 12), rng.choice(["on_train_batch_start", "on_before_optimizer_step"])
-    reference = _reference(policy, compose_cfg, tmp_path)
+    reference, weights = _reference(policy, compose_cfg, tmp_path)
     killed, saved_step = _kill_then_resume(
         policy, tmp_path / "faulty", data_dir, step, int(signal.SIGKILL), hook, monkeypatch
     )
     assert killed.returncode == -signal.SIGKILL
     assert 2 <= saved_step <= step
     _assert_continues(tmp_path / "faulty" / "run", saved_step, reference)
+    _assert_same_weights(tmp_path / "faulty" / "run", weights)
 
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_exits_cleanly_and_resumes(
     compose_cfg: Callable[..., DictConfig], tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reference = _reference("triangular", compose_cfg, tmp_path)
+    reference, weights = _reference("triangular", compose_cfg, tmp_path)
     # step 3 is not a periodic checkpoint step: only the SIGTERM checkpoint can hold step 4
     stopped, saved_step = _kill_then_resume(
         "triangular",
@@ -153,6 +168,42 @@ def test_sigterm_saves_a_checkpoint_exits_cleanly_and_resumes(
     assert saved_step == 4  # the batch that was running when SIGTERM came is finished, then saved
     assert "SIGTERM at step 4" in stopped.stdout + stopped.stderr
     _assert_continues(tmp_path / "preempted" / "run", saved_step, reference)
+    _assert_same_weights(tmp_path / "preempted" / "run", weights)
+
+
+def test_last_ckpt_follows_every_epoch_when_the_metric_stalls(compose_cfg: Callable[..., DictConfig]) -> None:
+    cfg = compose_cfg("policy=fixed", "policy.lr=1e-12", "trainer.max_epochs=3")  # val_acc never improves
+    train(cfg)
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["epoch_000.ckpt", "last.ckpt"]
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, 18)
+
+
+def test_timeout_signal_saves_last_ckpt_then_hands_over_to_the_previous_handler(tmp_path: Path) -> None:
+    handed_over_at: list[int] = []
+
+    def submitit_like(signum: int, frame: object) -> None:  # requeues, then exits
+        handed_over_at.append(torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"])
+        raise SystemExit(-1)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        trainer = L.Trainer(
+            max_steps=8,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[LastCheckpoint(tmp_path), SignalAt(step=3, signum=int(signal.SIGUSR2))],
+        )
+        with pytest.raises(SystemExit) as exited:
+            trainer.fit(Fragile(), train_dataloaders=_loader())
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert exited.value.code == -1
+    assert handed_over_at == [4]  # the batch running when the signal came is finished, then saved
 
 
 # --- the range test interrupted -------------------------------------------------------------------------

@@ -141,7 +141,8 @@ def test_python_default_span_follows_the_optimizer_lr_like_the_yaml() -> None:
 
 def test_pyproject_ships_every_package_of_the_source_tree() -> None:
     declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(path.parent.relative_to(ROOT).parts) for path in PACKAGE.rglob("__init__.py")}
+    sources = [*PACKAGE.rglob("__init__.py"), *(ROOT / "hydra_plugins").rglob("__init__.py")]
+    found = {".".join(path.parent.relative_to(ROOT).parts) for path in sources}
     assert declared == found | {"lightning_clr.conf"}
 
 

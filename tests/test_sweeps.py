@@ -124,8 +124,17 @@ def test_slurm_strategy_lets_slurm_start_the_processes() -> None:
     (environment,) = instantiate(cfg.trainer.plugins)
     assert isinstance(environment, SLURMEnvironment) and environment.auto_requeue is False
     slurm_launcher = instantiate(launcher)
-    assert type(slurm_launcher).__name__ == "SlurmLauncher"
+    assert type(slurm_launcher).__name__ == "SlurmSweepLauncher"
     assert slurm_launcher.params["nodes"] == 3 and slurm_launcher.params["tasks_per_node"] == 8
+
+
+def test_slurm_strategy_on_cpus_asks_for_no_gpu_and_modest_resources() -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        overrides = ["strategy=slurm", "trainer.accelerator=cpu"]
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (1, 1, None)
+    assert (launcher.cpus_per_task, launcher.mem_gb) == (1, 4)
 
 
 @pytest.mark.slow

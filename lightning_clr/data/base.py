@@ -12,6 +12,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_clr.resume import ResumableDataLoader
+
 
 class DatasetMissingError(FileNotFoundError):
     """A data set is not on disk and cannot be downloaded; the message says where to put it."""
@@ -113,6 +115,8 @@ class ClassificationDataModule(L.LightningDataModule):
         self.download = check_bool("download", download)
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
+        self._shuffle: torch.Generator | None = None
+        self._resumed_shuffle: Tensor | None = None
 
     def load_splits(self) -> Splits:
         """Read (or generate) the data set and return its train and validation tensors."""
@@ -135,17 +139,33 @@ class ClassificationDataModule(L.LightningDataModule):
         """Number of validation samples (after ``setup``)."""
         return len(self._require_setup(self.val_set))
 
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches, in the same order for the same ``seed``."""
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Shuffled training batches, in the same order for the same ``seed``; resumable mid-epoch.
+
+        After :meth:`load_state_dict`, the shuffle generator continues where the checkpointed run's was.
+        """
         generator = torch.Generator().manual_seed(self.seed)
-        return self._loader(self._require_setup(self.train_set), shuffle=True, generator=generator)
+        if self._resumed_shuffle is not None:
+            generator.set_state(self._resumed_shuffle)
+            self._resumed_shuffle = None
+        self._shuffle = generator
+        dataset = self._require_setup(self.train_set)
+        return self._loader(ResumableDataLoader, dataset, shuffle=True, generator=generator)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches, in a fixed order."""
-        return self._loader(self._require_setup(self.val_set), shuffle=False)
+        return self._loader(DataLoader, self._require_setup(self.val_set), shuffle=False)
 
-    def _loader(self, dataset: TensorDataset, **kwargs: Any) -> DataLoader:
-        return DataLoader(
+    def state_dict(self) -> dict[str, Any]:
+        """The training shuffle generator's state: at an epoch end, where the next epoch's order starts."""
+        return {} if self._shuffle is None else {"shuffle": self._shuffle.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Let the next :meth:`train_dataloader` shuffle on from the saved state."""
+        self._resumed_shuffle = state_dict.get("shuffle")
+
+    def _loader(self, loader: type[DataLoader], dataset: TensorDataset, **kwargs: Any) -> DataLoader:
+        return loader(
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,

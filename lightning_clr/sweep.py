@@ -20,17 +20,15 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +59,11 @@ class SweepSummary(Callback):
         self.metric = metric
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.hydra.mode == RunMode.MULTIRUN and rank_zero_only.rank == 0:
+        if config.hydra.mode == RunMode.MULTIRUN and _rank_zero():
             mark_started(Path(config.hydra.runtime.output_dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN or rank_zero_only.rank != 0:  # type: ignore[attr-defined]
+        if config.hydra.mode != RunMode.MULTIRUN or not _rank_zero():
             return
         output_dir = Path(config.hydra.runtime.output_dir)
         error = ""
@@ -86,6 +84,8 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         records = read_records(sweep_dir)
         write_csv(records, sweep_dir / SUMMARY_FILE)
+        from rich.console import Console
+
         Console().print(table(records, f"{sweep_dir / SUMMARY_FILE}"))
         failed = [record for record in records if record["status"] != "completed"]
         if failed:
@@ -124,6 +124,8 @@ def best_of(run_dir: Path, metric: str) -> dict[str, Any]:
         >>> best_of(Path("no/such/run"), "val_acc")
         {'best_val_acc': None, 'best_epoch': None}
     """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     best: dict[str, Any] = {f"best_{metric}": None, "best_epoch": None}
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not one line per event file read
     for event_dir in sorted({path.parent for path in run_dir.glob("**/events.out.tfevents.*")}):
@@ -189,6 +191,9 @@ def write_csv(records: list[dict[str, Any]], path: Path) -> None:
 
 def table(records: list[dict[str, Any]], title: str) -> Table:
     """The records as a rich table for the terminal."""
+    from rich.markup import escape
+    from rich.table import Table
+
     columns = list(records[0]) if records else list(COLUMNS)
     result = Table(title=title)
     for column in columns:
@@ -196,3 +201,14 @@ def table(records: list[dict[str, Any]], title: str) -> Table:
     for record in records:
         result.add_row(*("" if record[c] is None else escape(str(record[c])) for c in columns))
     return result
+
+
+def _rank_zero() -> bool:
+    """Whether this process is rank zero of its job (the one that records it), as Lightning decides.
+
+    Lightning is imported here, not with the module: Hydra builds this callback for every run, and a bad
+    config is to be reported before Lightning loads.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return bool(rank_zero_only.rank == 0)  # type: ignore[attr-defined]

@@ -218,7 +218,7 @@ def train(cfg: DictConfig, data: Data, schedule: Schedule, seed: int, epochs: in
         optimizer = instantiate(cfg.optimizer)(net.parameters())
         clr = build_cyclic_lr(schedule)
         if clr.policy.needs_resolution:
-            clr.policy = clr.policy.resolve(data.steps_per_epoch, total_steps)
+            clr.update_policy(**clr.policy.resolve(data.steps_per_epoch, total_steps).params())
 
         def set_lr(step: int) -> None:
             clr.apply(step, [optimizer])

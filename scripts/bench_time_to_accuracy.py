@@ -16,7 +16,8 @@ For each optimizer:
    ``SCHEDULE_FREE_FACTORS`` times the fixed LR by final accuracy, 5% warmup, evaluated after
    ``optimizer.eval()``); and
    ours, each from its ``conf/policy`` file with the range test's bounds: ``triangular2`` (Smith's, and
-   with each ``final_anneal`` of ``FINAL_ANNEALS``) and ``one_cycle`` (peak ``max_lr``).
+   with each ``final_anneal`` of ``FINAL_ANNEALS``), ``triangular`` with the last of them and ``one_cycle``
+   (peak ``max_lr``).
 
 It prints one table per optimizer (best and final validation accuracy averaged over seeds, in how many seeds
 the schedule reached the fixed LR's best accuracy of that seed, the median first epoch it did, the median
@@ -68,7 +69,12 @@ ROOT = Path(__file__).resolve().parents[1]
 register()  # the config schemas, as the app registers them when it starts
 FIXED_GRIDS = {"sgd": (0.03, 0.1, 0.3), "adam": (0.003, 0.01, 0.03)}
 #: The benchmark's policies and the ``conf/policy`` file each is built from.
-POLICY_FILES = {"fixed": "fixed", "triangular2": "triangular2", "one_cycle": "one_cycle"}
+POLICY_FILES = {
+    "fixed": "fixed",
+    "triangular": "triangular",
+    "triangular2": "triangular2",
+    "one_cycle": "one_cycle",
+}
 WARMUP = 0.05  # linear warmup of the warmup-cosine and schedule-free competitors, as a fraction of the run
 #: Schedule-free LRs tried on seed 0, as multiples of the best fixed LR (its README: 10-50x for SGD, 1-10x
 #: for AdamW; the fixed LRs here are already at the top of what the network tolerates).
@@ -456,6 +462,8 @@ def bench_optimizer(
     for fraction in FINAL_ANNEALS:
         label = f"triangular2, final_anneal {fraction:g}"
         schedules[label] = (policy_config("triangular2", **cycle, final_anneal=fraction), test_cost)
+    label = f"triangular, final_anneal {FINAL_ANNEALS[-1]:g}"
+    schedules[label] = (policy_config("triangular", **cycle, final_anneal=FINAL_ANNEALS[-1]), test_cost)
     schedules["one_cycle"] = (
         policy_config("one_cycle", max_lr=bounds.max_lr, total_steps=total_steps),
         test_cost,

@@ -139,7 +139,8 @@ def test_ddp_ranks_get_the_policy_lr_and_one_run_dir(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = read_ranks(run_dir)
-    policy = Triangular(0.065, 0.2, step_size=8)  # one epoch of this rank's 8 optimizer steps
+    # one epoch of this rank's 8 optimizer steps; the conf's final anneal over the last 20% of the 16
+    policy = Triangular(0.065, 0.2, step_size=8, final_anneal=0.2, total_steps=16)
     for record in ranks:
         assert record["world_size"] == 2
         assert record["step_size"] == 8
@@ -165,7 +166,7 @@ def test_ddp_sweep_runs_each_job_once_on_both_ranks(
     for job, step_size in zip(jobs, (2, 4), strict=True):
         assert f"policy.step_size={step_size}" in job.name
         assert OmegaConf.load(job / ".hydra" / "config.yaml").policy.step_size == step_size
-        policy = Triangular(0.065, 0.2, step_size=step_size)
+        policy = Triangular(0.065, 0.2, step_size=step_size, final_anneal=0.2, total_steps=6)
         for record in read_ranks(job):  # both ranks trained this job's config, once
             assert record["world_size"] == 2
             assert [lr for _, lr in record["lrs"]] == pytest.approx([policy(k) for k in range(6)], rel=1e-12)

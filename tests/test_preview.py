@@ -32,7 +32,7 @@ def test_planned_steps_count_like_the_trainer(
 def test_preview_draws_the_resolved_schedule(compose_cfg: Callable[..., DictConfig]) -> None:
     fig = preview(compose_cfg("policy.step_size_epochs=0.5", "policy.cycle_momentum=true"))
     lr_axis, momentum_axis = fig.axes[:2]
-    policy = Triangular(0.065, 0.2, 3)  # half an epoch of 6 steps
+    policy = Triangular(0.065, 0.2, 3, final_anneal=0.2, total_steps=12)  # half an epoch of 6 steps
     assert list(lr_axis.lines[0].get_ydata()) == pytest.approx([policy(k) for k in range(12)])
     momentum = [0.95 - 0.1 * policy.momentum_scale(k) for k in range(12)]
     assert list(momentum_axis.lines[0].get_ydata()) == pytest.approx(momentum)

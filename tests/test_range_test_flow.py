@@ -20,7 +20,7 @@ from tests.conftest import FAST, ROOT, run_script
 from tests.test_train import scalars
 
 AUTO = ["policy=triangular2", "policy.base_lr=auto", "policy.max_lr=auto", "policy.step_size=auto"]
-SHORT_TEST = ["range_test.num_epochs=2"]  # 12 steps of FAST's 6 batches
+SHORT_TEST = ["range_test.num_epochs=2", "range_test.min_steps=12", "range_test.passes=2"]  # 2 x 12 steps
 FILES = ["range_test.csv", "range_test.png", "range_test_bounds.yaml"]
 
 
@@ -101,7 +101,13 @@ def test_auto_bounds_train_and_a_resume_keeps_them(
     states = checkpoint["callbacks"]
     clr_state = next(state for key, state in states.items() if key.startswith("CyclicLR"))
     assert {key: clr_state["params"][0][key] for key in applied} == applied
-    policy = Triangular2(applied["base_lr"], applied["max_lr"], step_size=applied["step_size"])
+    policy = Triangular2(
+        applied["base_lr"],
+        applied["max_lr"],
+        step_size=applied["step_size"],
+        final_anneal=0.2,
+        total_steps=12,
+    )
     lr = scalars(tmp_path)["lr"]
     assert [step for step, _ in lr] == list(range(12))  # the test's 12 steps are not training steps
     assert [value for _, value in lr] == pytest.approx([policy(k) for k in range(12)], rel=1e-6)
@@ -151,7 +157,7 @@ def test_ddp_ranks_share_the_bounds(tmp_path: Path, data_dir: Path, monkeypatch:
     bounds = yaml.safe_load((run_dir / "range_test_bounds.yaml").read_text())
     applied = {key: bounds[key] for key in ("base_lr", "max_lr")}
     assert bounds["applied"]["step_size"] == 16  # 2 epochs of 8 steps per rank (not given to the policy)
-    policy = Triangular(applied["base_lr"], applied["max_lr"], step_size=4)
+    policy = Triangular(applied["base_lr"], applied["max_lr"], step_size=4, final_anneal=0.2, total_steps=8)
     for record in ranks:
         assert record["world_size"] == 2
         assert record["steps"] == 16  # the test ran on both ranks, 8 batches per rank and epoch

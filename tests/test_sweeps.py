@@ -45,8 +45,8 @@ def test_hparams_and_final_metrics_reach_tensorboard(
         "step_size": 6,  # as trained: one epoch of 6 optimizer steps
         "step_size_epochs": None,
         "gamma": 0.99,
-        "total_steps": None,
-        "final_anneal": 0.0,
+        "total_steps": 12,  # as trained: the run's 12 optimizer steps, for the final anneal
+        "final_anneal": 0.2,
         "cycle_momentum": False,
         "optimizer": "SGD",
         "batch_size": 100,

@@ -29,7 +29,7 @@ def test_train_writes_lr_and_loss_series(compose_cfg: Callable[..., DictConfig],
     metrics = train(cfg)
     assert {"train_loss", "val_loss", "val_acc", "val_acc_best"} <= set(metrics)
     series = scalars(tmp_path)
-    policy = ExpRange(0.065, 0.2, 3, 0.9)
+    policy = ExpRange(0.065, 0.2, 3, 0.9, final_anneal=0.2, total_steps=12)  # conf: anneal the last 20%
     assert [step for step, _ in series["lr"]] == list(range(12))
     assert [value for _, value in series["lr"]] == pytest.approx([policy(k) for k in range(12)], rel=1e-6)
     assert len(series["train_loss"]) == 12

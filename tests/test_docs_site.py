@@ -52,6 +52,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         ("", "lightning-clr", "Where to read next", ["Cyclical learning rates", "The LR range test"]),
         ("api/callback/", "lightning_clr.callback", "CyclicLR", ["cycle_momentum", "Raises:", "Example"]),
         ("benchmarks/time-to-accuracy/", "Time to accuracy", "60 epochs", ["bench_time_to_accuracy.py"]),
+        ("guide/lightning-cli/", "LightningCLI", "In a config file", ["class_path: lightning_clr.CyclicLR"]),
     ],
 )
 def test_page_renders_with_its_headings_and_content(

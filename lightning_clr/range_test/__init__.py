@@ -29,8 +29,8 @@ Example::
     >>> from lightning_clr.range_test import CLRTuner
     >>> tuner = CLRTuner(L.Trainer(max_epochs=4, **quiet))
     >>> result = tuner.range_test(Regression(), loader, min_lr=1e-4, max_lr=1.0)
-    >>> print(result.suggest())
-    base_lr=0.06... max_lr=0.18... step_size=160 (curve best at 0.46...; max_lr of single passes ...)
+    >>> print(result.suggest())  # step_size: 4 cycles in 4 epochs of 16 steps, at least 2 epochs
+    base_lr=0.06... max_lr=0.18... step_size=32 (curve best at 0.46...; max_lr of single passes ...)
 """
 
 from __future__ import annotations

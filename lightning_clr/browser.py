@@ -45,9 +45,11 @@ def serve_tensorboard(logdir: str | Path, timeout: float = 120.0) -> Iterator[st
 
     Example::
 
-        >>> with serve_tensorboard("outputs") as url:  # doctest: +SKIP
-        ...     print(url)
-        http://127.0.0.1:40023/
+        >>> import tempfile
+        >>> import urllib.request
+        >>> with serve_tensorboard(tempfile.mkdtemp()) as url:  # e.g. "outputs": every run
+        ...     print(url[:17], urllib.request.urlopen(url).status)
+        http://127.0.0.1: 200
     """
     port = _free_port()
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)]
@@ -71,11 +73,15 @@ def serve_tensorboard(logdir: str | Path, timeout: float = 120.0) -> Iterator[st
 def chromium_page(executable: str | Path = CHROMIUM, width: int = 1400, height: int = 1000) -> Iterator[Page]:
     """A page of a fresh headless Chromium (its own temporary profile), closed on exit.
 
-    Example::
+    Example (skipped where Debian's ``chromium`` is not installed, as the browser test is)::
 
-        >>> with chromium_page() as page:  # doctest: +SKIP
-        ...     page.goto("http://127.0.0.1:6006/#custom_scalars")
-        ...     page.screenshot(path="dashboard.png")
+        >>> if not CHROMIUM.is_file():
+        ...     import pytest
+        ...     pytest.skip(f"no Chromium at {CHROMIUM}")
+        >>> with chromium_page() as page:  # then page.goto(url), page.screenshot(path=...)
+        ...     _ = page.goto("data:text/html,<h1>CLR dashboard</h1>")
+        ...     page.locator("h1").inner_text()
+        'CLR dashboard'
     """
     from playwright.sync_api import sync_playwright
 

@@ -96,7 +96,9 @@ class CLRDashboard(Callback):
         >>> from lightning_clr import CyclicLR
         >>> from lightning_clr.policies import Triangular
         >>> callbacks = [CyclicLR(Triangular(0.001, 0.006, step_size=200)), CLRDashboard()]
-        >>> trainer = L.Trainer(callbacks=callbacks, logger=TensorBoardLogger("logs"))  # doctest: +SKIP
+        >>> import tempfile
+        >>> logger = TensorBoardLogger(tempfile.mkdtemp())  # "logs" in a real run
+        >>> trainer = L.Trainer(callbacks=callbacks, logger=logger, enable_checkpointing=False)
     """
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -68,10 +68,22 @@ def hydra_child_command(local_rank: int) -> tuple[list[str], str]:
 
     Example::
 
-        >>> hydra_child_command(1)  # doctest: +SKIP
-        (['/usr/bin/python', '/repo/scripts/train.py', '--config-path=/repo/multirun/0_step_size=2/.hydra',
-          '--config-name=config', 'hydra.mode=RUN', 'hydra.run.dir="/repo/multirun/0_step_size=2"',
-          'hydra.job.name=train_ddp_process_1', 'hydra.output_subdir=null'], '/repo')
+        >>> from hydra.conf import HydraConf
+        >>> from hydra.core.hydra_config import HydraConfig
+        >>> from omegaconf import OmegaConf
+        >>> hydra = OmegaConf.structured(HydraConf)  # as Hydra fills it in job 0 of a sweep
+        >>> hydra.runtime.output_dir, hydra.runtime.cwd = "/runs/0_policy.step_size=2", "/repo"
+        >>> hydra.output_subdir = None
+        >>> hydra.overrides.hydra = ["hydra.sweep.dir=/runs"]
+        >>> hydra.overrides.task = ["policy.step_size=2", "strategy=ddp"]
+        >>> HydraConfig.instance().set_config(OmegaConf.create({"hydra": hydra}))
+        >>> command, cwd = hydra_child_command(1)  # first python and the script (or -m and the module)
+        >>> cwd
+        '/repo'
+        >>> command[-6:]  # doctest: +NORMALIZE_WHITESPACE
+        ['policy.step_size=2', 'strategy=ddp', 'hydra.mode=RUN', 'hydra.run.dir="/runs/0_policy.step_size=2"',
+         'hydra.job.name=train_ddp_process_1', 'hydra.output_subdir=null']
+        >>> HydraConfig.instance().cfg = None
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd, to_absolute_path

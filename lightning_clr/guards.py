@@ -56,7 +56,7 @@ class NonFiniteGuard(Callback):
 
         >>> import lightning as L
         >>> guard = NonFiniteGuard(action="skip", patience=5)
-        >>> trainer = L.Trainer(callbacks=[guard], max_epochs=1, logger=False)  # doctest: +SKIP
+        >>> trainer = L.Trainer(callbacks=[guard], max_epochs=1, logger=False, enable_checkpointing=False)
     """
 
     def __init__(self, action: str = "stop", patience: int = 10) -> None:

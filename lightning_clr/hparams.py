@@ -63,7 +63,14 @@ def log_hparams(trainer: pl.Trainer, params: Mapping[str, Any], metrics: Mapping
 
     Example::
 
-        >>> log_hparams(trainer, hparams(cfg, run.cyclic_lr), {"val_acc_best": 0.81})  # doctest: +SKIP
+        >>> import tempfile
+        >>> import lightning as L
+        >>> from lightning.pytorch.loggers import TensorBoardLogger
+        >>> logger = TensorBoardLogger(tempfile.mkdtemp())
+        >>> trainer = L.Trainer(logger=logger, enable_checkpointing=False)
+        >>> log_hparams(trainer, {"policy": "triangular", "base_lr": 0.01}, {"val_acc_best": 0.81})
+        >>> logger.hparams
+        {'policy': 'triangular', 'base_lr': 0.01}
     """
     final = {f"hp/{name}": value for name, value in metrics.items()}
     for logger in trainer.loggers:

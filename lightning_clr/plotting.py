@@ -52,7 +52,12 @@ def plot_schedule(
         >>> from lightning_clr.policies import Triangular, Triangular2
         >>> fig = plot_schedule({"triangular": Triangular(0.001, 0.006, 200),
         ...                      "triangular2": Triangular2(0.001, 0.006, 200)}, num_steps=2000)
-        >>> fig.savefig("schedule.png")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp(), "schedule.png")
+        >>> fig.savefig(path)
+        >>> path.read_bytes()[:4]
+        b'\x89PNG'
     """
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"num_steps={num_steps!r} must be an integer >= 1")

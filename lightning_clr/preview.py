@@ -33,9 +33,11 @@ def planned_steps(cfg: DictConfig) -> tuple[int, int]:
 
     Example::
 
-        >>> steps_per_epoch, total = planned_steps(cfg)  # doctest: +SKIP
-        >>> steps_per_epoch, total  # MNIST-1D: 4,000 samples in batches of 100, 20 epochs  # doctest: +SKIP
-        (40, 800)
+        >>> from omegaconf import OmegaConf
+        >>> cfg = OmegaConf.create({"dataset": {"_target_": "lightning_clr.data.digits.DigitsDataModule"},
+        ...                         "trainer": {"max_epochs": 20}})
+        >>> planned_steps(cfg)  # digits: 1,437 training images in batches of 100, 20 epochs
+        (15, 300)
     """
     datamodule = build("dataset", cfg.dataset)
     datamodule.prepare_data()
@@ -75,8 +77,16 @@ def preview(cfg: DictConfig) -> Figure:
 
     Example::
 
-        >>> fig = preview(cfg)  # doctest: +SKIP
-        >>> fig.savefig("policy.png")  # doctest: +SKIP
+        >>> from omegaconf import OmegaConf
+        >>> cfg = OmegaConf.create({
+        ...     "policy": {"_target_": "lightning_clr.policies.Triangular2", "base_lr": 0.01, "max_lr": 0.1,
+        ...                "step_size_epochs": 2.5},
+        ...     "dataset": {"_target_": "lightning_clr.data.digits.DigitsDataModule"},
+        ...     "trainer": {"max_epochs": 20},
+        ... })
+        >>> fig = preview(cfg)  # then fig.savefig("policy.png")
+        >>> fig.get_suptitle().splitlines()
+        ['triangular2: base_lr=0.01, max_lr=0.1, step_size=38, ...', '300 optimizer steps, 15 per epoch']
     """
     cyclic_lr = build_cyclic_lr(cfg.policy)
     if cyclic_lr.pending:

@@ -25,7 +25,9 @@ class CLRProgressBar(RichProgressBar):
         >>> from lightning_clr import CyclicLR
         >>> from lightning_clr.policies import Triangular
         >>> callbacks = [CyclicLR(Triangular(0.001, 0.006, step_size=200)), CLRProgressBar()]
-        >>> trainer = L.Trainer(callbacks=callbacks)  # doctest: +SKIP
+        >>> trainer = L.Trainer(callbacks=callbacks, logger=False, enable_checkpointing=False)
+        >>> trainer.progress_bar_callback is callbacks[1]
+        True
     """
 
     def get_metrics(

@@ -79,7 +79,7 @@ print(*sorted(ConfigStore.instance().repo))"""
     assert {"trainer", "range_test"} <= on_register
 
 
-def test_range_test_defaults_are_the_same_in_python_yaml_schema_and_readme() -> None:
+def test_range_test_defaults_are_the_same_in_python_yaml_schema_and_docs() -> None:
     signature = inspect.signature(LRRangeTest.__init__).parameters
     config = {field.name: field.default for field in fields(RangeTestConfig)}
     for name, default in config.items():
@@ -90,8 +90,8 @@ def test_range_test_defaults_are_the_same_in_python_yaml_schema_and_readme() -> 
     assert group and {name: config[name] for name in group} == group
     schema = OmegaConf.structured(range_test_schema())
     assert {name: schema[name] for name in config} == config
-    readme = (ROOT / "README.md").read_text()
-    assert f"(1e-4) to `range_test.max_lr`, by default {MAX_LR_FACTOR}x the optimizer's `lr`" in readme
+    guide = (ROOT / "docs/guide/range-test.md").read_text()
+    assert f"(1e-4) to `range_test.max_lr`, by default {MAX_LR_FACTOR}x the optimizer's `lr`" in guide
     assert DEFAULT_MIN_LR == 1e-4
 
 

@@ -10,10 +10,27 @@
 
 Example::
 
+    >>> import lightning as L
+    >>> import torch
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> class Regression(L.LightningModule):  # a tiny stand-in for your model: learn y = x.sum()
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.layer = torch.nn.Linear(8, 1)
+    ...     def training_step(self, batch, batch_idx):
+    ...         return torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1])
+    ...     def configure_optimizers(self):
+    ...         return torch.optim.SGD(self.parameters(), lr=0.01)
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(512, 8)
+    >>> loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=32, shuffle=True)
+    >>> quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    ...              enable_model_summary=False)
     >>> from lightning_clr.range_test import CLRTuner
-    >>> result = CLRTuner(trainer).range_test(model, datamodule=dm, min_lr=1e-4, max_lr=1.0)  # doctest: +SKIP
-    >>> result.suggest()  # doctest: +SKIP
-    Bounds(base_lr=0.04, max_lr=0.12, step_size=100, peak_lr=0.3)
+    >>> tuner = CLRTuner(L.Trainer(max_epochs=4, **quiet))
+    >>> result = tuner.range_test(Regression(), loader, min_lr=1e-4, max_lr=1.0)
+    >>> print(result.suggest())  # step_size: 4 cycles in 4 epochs of 16 steps, at least 2 epochs
+    base_lr=0.06... max_lr=0.18... step_size=32 (curve best at 0.46...; max_lr of single passes ...)
 """
 
 from __future__ import annotations

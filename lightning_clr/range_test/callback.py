@@ -86,15 +86,34 @@ class LRRangeTest(Callback):
 
     Example::
 
+        >>> import lightning as L
+        >>> import torch
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> class Regression(L.LightningModule):  # a tiny stand-in for your model: learn y = x.sum()
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.layer = torch.nn.Linear(8, 1)
+        ...     def training_step(self, batch, batch_idx):
+        ...         return torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1])
+        ...     def configure_optimizers(self):
+        ...         return torch.optim.SGD(self.parameters(), lr=0.01)
+        >>> _ = torch.manual_seed(0)
+        >>> x = torch.randn(512, 8)
+        >>> loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=32, shuffle=True)
+        >>> quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        ...              enable_model_summary=False)
         >>> from lightning_clr.callback import CyclicLR
         >>> from lightning_clr.policies import Triangular
         >>> from lightning_clr.range_test import LRRangeTest
-        >>> clr = CyclicLR(Triangular(1e-3, 1e-2, step_size=100), pending=("base_lr", "max_lr"))
-        >>> range_test = LRRangeTest(num_epochs=4)  # 1e-4 to 100x the optimizer's LR
-        >>> trainer = L.Trainer(callbacks=[range_test, clr])  # doctest: +SKIP
-        >>> trainer.fit(model, datamodule=dm)  # doctest: +SKIP
-        >>> range_test.bounds  # doctest: +SKIP
-        Bounds(base_lr=0.02, max_lr=0.06, step_size=160, peak_lr=0.15)
+        >>> pending = ("base_lr", "max_lr", "step_size")  # placeholders below, found at fit start
+        >>> clr = CyclicLR(Triangular(1e-3, 1e-2, step_size=1), pending=pending)
+        >>> range_test = LRRangeTest(num_epochs=4, update="pending")  # 1e-4 to 100x the optimizer's LR
+        >>> trainer = L.Trainer(callbacks=[range_test, clr], max_epochs=8, **quiet)
+        >>> trainer.fit(Regression(), loader)
+        >>> print(range_test.bounds)
+        base_lr=0.06... max_lr=0.18... step_size=32 (curve best at 0.46...; max_lr of single passes ...)
+        >>> clr.policy == Triangular(range_test.bounds.base_lr, range_test.bounds.max_lr, step_size=32)
+        True
     """
 
     def __init__(
@@ -265,10 +284,32 @@ class CLRTuner:
 
     Example::
 
-        >>> tuner = CLRTuner(trainer)  # doctest: +SKIP
-        >>> result = tuner.range_test(model, datamodule=dm, min_lr=1e-4, max_lr=1.0)  # doctest: +SKIP
-        >>> bounds = result.suggest()  # doctest: +SKIP
-        >>> result.plot(bounds).savefig("range_test.png")  # doctest: +SKIP
+        >>> import lightning as L
+        >>> import torch
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> class Regression(L.LightningModule):  # a tiny stand-in for your model: learn y = x.sum()
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.layer = torch.nn.Linear(8, 1)
+        ...     def training_step(self, batch, batch_idx):
+        ...         return torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1])
+        ...     def configure_optimizers(self):
+        ...         return torch.optim.SGD(self.parameters(), lr=0.01)
+        >>> _ = torch.manual_seed(0)
+        >>> x = torch.randn(512, 8)
+        >>> loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=32, shuffle=True)
+        >>> quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        ...              enable_model_summary=False)
+        >>> model = Regression()
+        >>> before = model.layer.weight.clone()
+        >>> tuner = CLRTuner(L.Trainer(max_epochs=4, **quiet))
+        >>> result = tuner.range_test(model, train_dataloaders=loader, min_lr=1e-4, max_lr=1.0)
+        >>> bounds = result.suggest()
+        >>> fig = result.plot(bounds)  # then fig.savefig("range_test.png")
+        >>> bounds.base_lr < bounds.max_lr < bounds.peak_lr
+        True
+        >>> torch.equal(model.layer.weight, before)  # the test left the model as it was
+        True
     """
 
     def __init__(self, trainer: pl.Trainer) -> None:

@@ -260,6 +260,38 @@ def check_range_test(settings: Mapping[str, Any]) -> RangeTestConfig:
         raise keyed("range_test", error) from error
 
 
+def _unit_interval(v: Any) -> bool:
+    return _non_negative_number(v) and v < 1
+
+
+#: Optimizer arguments and their rule, whichever optimizer takes them (torch lets some of these through:
+#: SGD trains with momentum=2 and diverges).
+OPTIMIZER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (lambda v: _non_negative_number(v) and v > 0, "must be a number > 0"),
+    "momentum": (_unit_interval, "must be a number in [0, 1)"),
+    "dampening": (lambda v: _non_negative_number(v) and v <= 1, "must be a number in [0, 1]"),
+    "weight_decay": (_non_negative_number, "must be a number >= 0"),
+    "eps": (lambda v: _non_negative_number(v) and v > 0, "must be a number > 0"),
+    "betas": (
+        lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(_unit_interval(b) for b in v),
+        "must be two numbers in [0, 1), e.g. [0.9, 0.999]",
+    ),
+}
+
+
+def check_optimizer(optimizer: Mapping[str, Any]) -> None:
+    """Check the ``optimizer`` group's common arguments.
+
+    >>> check_optimizer({"_target_": "torch.optim.SGD", "lr": 0.1, "momentum": 2})
+    Traceback (most recent call last):
+    ...
+    lightning_clr.checks.ConfigError: optimizer.momentum=2 must be a number in [0, 1)
+    """
+    for key, (rule, allowed) in OPTIMIZER_RULES.items():
+        if key in optimizer and not rule(optimizer[key]):
+            raise ConfigError(f"optimizer.{key}={optimizer[key]!r} {allowed}")
+
+
 # --- seed and paths -------------------------------------------------------------------------------------
 
 
@@ -308,6 +340,7 @@ def check_run(cfg: Mapping[str, Any]) -> Policy | None:
     policy = build_policy(policy_cfg)[0] if policy_cfg is not None else None
     check_trainer(cfg.get("trainer") or {}, policy)
     check_range_test(cfg.get("range_test") or {})
+    check_optimizer(cfg.get("optimizer") or {})
     paths = cfg.get("paths") or {}
     if paths.get("data_dir") is not None:
         check_writable_dir("paths.data_dir", paths["data_dir"])

@@ -148,6 +148,13 @@ BAD = {
         ["optimized_metric=val_accuracy"],
         "optimized_metric='val_accuracy' is not a metric the model logs",
     ),
+    "momentum of 1 or more": (["optimizer.momentum=2"], "optimizer.momentum=2 must be a number in [0, 1)"),
+    "negative optimizer lr": (["optimizer.lr=-1"], "optimizer.lr=-1 must be a number > 0"),
+    "betas out of range": (
+        ["optimizer=adam", "optimizer.betas=[0.9,1.5]"],
+        "optimizer.betas=[0.9, 1.5] must be two numbers in [0, 1)",
+    ),
+    "negative weight decay": (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1 must be"),
     "a sweep without -m": (
         ["policy.step_size=40,80"],
         "policy.step_size=40,80 gives several values (a sweep): add -m",

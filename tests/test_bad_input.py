@@ -148,6 +148,10 @@ BAD = {
         ["optimized_metric=val_accuracy"],
         "optimized_metric='val_accuracy' is not a metric the model logs",
     ),
+    "final_anneal of the whole run": (
+        ["policy.final_anneal=1.0"],
+        "policy.final_anneal=1.0 must be a number in",
+    ),
     "momentum of 1 or more": (["optimizer.momentum=2"], "optimizer.momentum=2 must be a number in [0, 1)"),
     "negative optimizer lr": (["optimizer.lr=-1"], "optimizer.lr=-1 must be a number > 0"),
     "betas out of range": (

@@ -291,16 +291,17 @@ class _CyclicPolicy(Policy):
         nearest = max(1, math.floor(cycles + 0.5)) * cycle_steps  # halves round up, to more training
         return WholeCycles(cycles, cycle_steps, total_steps % cycle_steps == 0, nearest)
 
-    def whole_cycle_epochs(self, steps_per_epoch: int, epochs: float) -> int | None:
-        """The number of epochs nearest to ``epochs`` that is a whole number of cycles, or None if none is.
+    def whole_cycle_epochs(self, steps_per_epoch: int, epochs: float) -> int:
+        """The number of epochs (at least one) nearest to ``epochs`` that is a whole number of cycles.
 
         Example::
 
             >>> Triangular(0.01, 0.1, step_size=160).whole_cycle_epochs(steps_per_epoch=40, epochs=20)
             24
         """
-        cycle_steps = self.whole_cycles(steps_per_epoch).cycle_steps
-        period = math.lcm(cycle_steps, steps_per_epoch) // steps_per_epoch  # epochs of whole cycles
+        period = (
+            math.lcm(sum(self._half_cycles()), steps_per_epoch) // steps_per_epoch
+        )  # epochs of whole cycles
         return max(1, math.floor(epochs / period + 0.5)) * period
 
     def _height(self, iteration: int) -> float:

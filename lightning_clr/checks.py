@@ -326,7 +326,8 @@ def check_writable_dir(key: str, path: str | os.PathLike[str]) -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".clr-probe-", dir=existing))
     except OSError as error:
         raise ConfigError(
-            f"{key}={str(path)!r} cannot be written: {error.strerror.lower()} at {str(existing)!r}"
+            f"{key}={str(path)!r} cannot be written: {(error.strerror or str(error)).lower()} at "
+            f"{str(existing)!r}"
         ) from None
 
 

@@ -144,7 +144,8 @@ def _resolve(task: Task | str) -> Task:
     if callable(task):
         return task
     module, _, name = task.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    function: Task = getattr(importlib.import_module(module), name)
+    return function
 
 
 def _variants(overrides: Sequence[str]) -> list[list[str]]:

@@ -201,11 +201,11 @@ class RankObserver:
             codes = [child.poll() for child in children]
             if all(code == 0 for code in codes):
                 return
-            dead = next((rank for rank, code in enumerate(codes, start=1) if code), None)
+            dead = next(((rank, code) for rank, code in enumerate(codes, start=1) if code), None)
             if dead is not None:
-                code = codes[dead - 1]
+                rank, code = dead
                 how = signal.Signals(-code).name if code < 0 else f"exit status {code}"
-                self.died = f"rank {dead} ended with {how}"
+                self.died = f"rank {rank} ended with {how}"
                 for child in children:
                     if child.poll() is None:
                         child.kill()

@@ -192,7 +192,7 @@ class LastCheckpoint(Callback):
             self._previous_handler = signal.signal(self.requeue_signal, self._on_requeue_signal)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self._previous_handler is not None:
+        if self._previous_handler is not None and self.requeue_signal is not None:
             signal.signal(self.requeue_signal, self._previous_handler)
             self._previous_handler = None
 
@@ -215,7 +215,7 @@ class LastCheckpoint(Callback):
         if not isinstance(exception, SIGTERMException):
             return
         self._save(trainer)
-        cause = self.requeue_signal.name if self._requeue_requested else "SIGTERM"
+        cause = self.requeue_signal.name if self._requeue_requested and self.requeue_signal else "SIGTERM"
         rank_zero_info(
             f"{cause} at step {trainer.global_step} (epoch {trainer.current_epoch}): saved {self.path}; "
             "resume with ckpt_path=last (same run dir)"
@@ -227,7 +227,7 @@ class LastCheckpoint(Callback):
             handler(self.requeue_signal, None)  # submitit: requeue, then exit
 
     def _save(self, trainer: pl.Trainer) -> None:
-        if trainer.sanity_checking or trainer.fast_dev_run:
+        if trainer.sanity_checking or trainer.fast_dev_run:  # type: ignore[attr-defined]
             return
         if trainer.is_global_zero and self.path.is_symlink():
             self.path.unlink()

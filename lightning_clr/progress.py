@@ -34,7 +34,8 @@ class CLRProgressBar(RichProgressBar):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule
     ) -> dict[str, int | str | float | dict[str, float]]:
         metrics = super().get_metrics(trainer, pl_module)
-        cyclic = next((cb for cb in trainer.callbacks if isinstance(cb, CyclicLR) and cb.last_step), None)
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning, not declared
+        cyclic = next((cb for cb in callbacks if isinstance(cb, CyclicLR) and cb.last_step), None)
         if cyclic is not None:
             lrs = [value for name, value in cyclic.last_step.items() if name.split("/")[0] == "lr"]
         else:

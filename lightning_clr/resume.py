@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator, Sized
-from typing import Any
+from collections.abc import Iterable, Iterator, Sized
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import numpy as np
@@ -39,7 +39,7 @@ class SkippingBatchSampler(BatchSampler):
         ([[4, 5], [6]], [[0, 1], [2, 3], [4, 5], [6]])
     """
 
-    def __init__(self, sampler: Sampler[int] | Iterator[int], batch_size: int, drop_last: bool) -> None:
+    def __init__(self, sampler: Sampler[int] | Iterable[int], batch_size: int, drop_last: bool) -> None:
         super().__init__(sampler, batch_size, drop_last)
         self.skip = 0
 
@@ -102,7 +102,7 @@ class ResumableDataLoader(DataLoader):
             resume, self._resume = self._resume, None
             if self.generator is not None and resume["generator"] is not None:
                 self.generator.set_state(resume["generator"])
-            self.batch_sampler.skip = resume["batches"]
+            cast(SkippingBatchSampler, self.batch_sampler).skip = resume["batches"]
             self._taken = resume["batches"]
         else:
             self._taken = 0
@@ -148,7 +148,7 @@ class RandomStates(Callback):
         version, internal, gauss_next = random.getstate()
         return {
             "python": [version, list(internal), gauss_next],
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+            "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), position, has_gauss, gauss],
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }

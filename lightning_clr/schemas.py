@@ -111,6 +111,7 @@ def _trainer_parameters_from_source(exclude: Collection[str]) -> list[tuple[str,
             value = None
         annotation = ast.unparse(argument.annotation) if argument.annotation is not None else ""
         optional = re.fullmatch(r"Optional\[(\w+)\]", annotation)
+        field_type: Any
         if annotation in _SOURCE_TYPES:
             field_type = _SOURCE_TYPES[annotation]
         elif optional is not None and optional.group(1) in _SOURCE_TYPES:

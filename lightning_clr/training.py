@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import lightning.pytorch as pl
 import torch
@@ -163,8 +163,15 @@ def log_to_run_file() -> None:
     logging.getLogger("py.warnings").propagate = False  # the file only: stderr still gets the warning
     shown = warnings.showwarning
 
-    def show_and_log(message: Any, category: Any, filename: str, lineno: int, *args: Any) -> None:
-        shown(message, category, filename, lineno, *args)
+    def show_and_log(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        shown(message, category, filename, lineno, file, line)
         logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
 
     if getattr(shown, "__name__", "") != "show_and_log":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import lightning as L
 import torch
@@ -13,6 +13,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_clr.resume import ResumableDataLoader
+
+_Loader = TypeVar("_Loader", bound=DataLoader)
 
 
 class DatasetMissingError(FileNotFoundError):
@@ -164,7 +166,7 @@ class ClassificationDataModule(L.LightningDataModule):
         """Let the next :meth:`train_dataloader` shuffle on from the saved state."""
         self._resumed_shuffle = state_dict.get("shuffle")
 
-    def _loader(self, loader: type[DataLoader], dataset: TensorDataset, **kwargs: Any) -> DataLoader:
+    def _loader(self, loader: type[_Loader], dataset: TensorDataset, **kwargs: Any) -> _Loader:
         return loader(
             dataset,
             batch_size=self.batch_size,

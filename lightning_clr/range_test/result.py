@@ -169,9 +169,9 @@ class RangeTestResult:
                     label = f"single passes ({len(self.pass_losses)}), smoothed" if index == 0 else None
                     ax.plot(*smoothed_curve(lrs, losses), color="tab:gray", linewidth=0.7, label=label)
         if len(finite_prefix(self.lrs, self.losses)[0]) >= 2:
-            lrs, smoothed = smoothed_curve(self.lrs, self.losses)
+            curve_lrs, smoothed = smoothed_curve(self.lrs, self.losses)
             median = "median of the passes, " if len(self.pass_losses) > 1 else ""
-            ax.plot(lrs, smoothed, color="tab:blue", label=f"training loss, {median}smoothed")
+            ax.plot(curve_lrs, smoothed, color="tab:blue", label=f"training loss, {median}smoothed")
             low, high = float(smoothed.min()), float(smoothed.max())
             ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low) + 1e-12)  # not the diverging tail
         handles = []

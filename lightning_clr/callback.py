@@ -176,9 +176,8 @@ class CyclicLR(Callback):
         optimizers = trainer.optimizers
         if len(self.policies) not in (1, len(optimizers)):
             raise SetupError(
-                f"CyclicLR was given {len(self.policies)} policies for {len(optimizers)} optimizers: "
-                "give one "
-                "policy (each optimizer follows it on its own steps) or one per optimizer, in the order "
+                f"CyclicLR was given {len(self.policies)} policies for {len(optimizers)} optimizers: give "
+                "one policy (each optimizer follows it on its own steps) or one per optimizer, in the order "
                 "configure_optimizers returns them"
             )
         for policy, optimizer in zip(self._per_optimizer(len(optimizers)), optimizers, strict=True):

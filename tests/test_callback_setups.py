@@ -209,6 +209,16 @@ def test_learning_rate_monitor_logs_the_lr_each_step_used(monitor_first: bool) -
     assert sorted({step for step, _ in logged}) == list(range(15))
 
 
+# --- mixed precision -------------------------------------------------------------------------------------
+
+
+def test_mixed_precision_steps_use_the_policy() -> None:
+    policy = Triangular(0.001, 0.006, step_size=4)
+    recorder = Recorder()
+    fit([CyclicLR(policy), recorder], precision="bf16-mixed", accumulate_grad_batches=2)
+    assert [lrs[0] for lrs in recorder.lrs] == [policy(k) for k in range(15)]
+
+
 # --- pickling and runs of the wrong length --------------------------------------------------------------
 
 

@@ -181,7 +181,7 @@ TRAINER_RULES: dict[str, tuple[Callable[[Any], bool], bool, str]] = {
     "precision": (lambda v: str(v) in _PRECISIONS, True, f"must be one of {', '.join(_PRECISIONS)}"),
     "deterministic": (lambda v: v in (True, False, "warn"), True, "must be true, false or 'warn'"),
 }
-for _flag in (
+_FLAGS = (
     "enable_progress_bar",
     "enable_model_summary",
     "enable_checkpointing",
@@ -191,9 +191,10 @@ for _flag in (
     "sync_batchnorm",
     "detect_anomaly",
     "barebones",
-    "fast_dev_run",
-):
-    TRAINER_RULES[_flag] = (lambda v: isinstance(v, bool), True, "must be true or false")
+)
+TRAINER_RULES.update(
+    {flag: (lambda v: isinstance(v, bool), True, "must be true or false") for flag in _FLAGS}
+)
 TRAINER_RULES["fast_dev_run"] = (
     lambda v: isinstance(v, bool) or _int_at_least(0)(v),
     False,

@@ -17,6 +17,9 @@ for requirement in project["dependencies"] + project["optional-dependencies"]["a
     name, floor = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([^,;\s]+)", requirement.strip()).groups()
     print(f"{name}=={floor}")
 PY
+# tensorboard before 2.21 imports pkg_resources, which setuptools 81 removed: its floor runs with the
+# setuptools of its day
+echo "setuptools<81" >> "$floors"
 echo "minimum versions:" $(cat "$floors")
 python -m pip install -q "$(grep '^torch==' "$floors")"  # the CPU wheel, before anything can pull a CUDA one
 python -m pip install -q -c "$floors" -e ".[dev]"

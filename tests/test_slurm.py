@@ -136,13 +136,16 @@ def test_ddp_job_with_two_tasks_writes_one_run_dir(tmp_path: Path, data_dir: Pat
 def test_a_request_slurm_can_never_run_fails_the_sweep_in_one_line(
     override: str, message: str, tmp_path: Path, data_dir: Path
 ) -> None:
-    result, _ = run_sweep(tmp_path, data_dir, *ON_SLURM, override, "seed=1,2")
+    result, sweep_dir = run_sweep(tmp_path, data_dir, *ON_SLURM, override, "seed=1,2")
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith(message)
     setting = {"trainer.num_nodes=2": "hydra.launcher.nodes=2"}.get(override, override)
     assert last_line.endswith(setting) or f"{setting} asks for more" in last_line
-    assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip() == ""
+    # none of this sweep's jobs is left in the queue (an earlier test's job may still be finishing)
+    arrays = _job_ids(sweep_dir, 1)
+    queued = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    assert [job for job in queued if job.split("_")[0] in arrays] == []
 
 
 #: Two ways a running job is stopped and requeued: by SLURM (SIGTERM), and by submitit after its

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.callbacks import Callback, EarlyStopping, Timer
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.optim import Optimizer
 
 from lightning_clr.policies import Policy, check_momentum_bounds
+from lightning_clr.run_length import SteppingPattern, manual_run_steps, optimizer_steps_per_epoch, run_steps
 
 _MOMENTUM_KEYS = ("betas", "momentum")
 # Resolved values and the configured arguments they were derived from.
@@ -39,6 +40,8 @@ class _Plan:
     names: list[tuple[str, str]]
     """Per param group: the logged names of its LR and momentum."""
     cycle_name: str
+    run_steps: int | None = None
+    """The steps this optimizer is planned to take in the run (None: nothing bounds the run)."""
 
 
 class CyclicLR(Callback):
@@ -124,6 +127,12 @@ class CyclicLR(Callback):
         self._fitting = False
         self._manual_steps: list[int] | None = None  # per-optimizer step counts, manual optimization only
         self._plans: list[_Plan] = []
+        # manual optimization: how the optimizers step, observed over the run's first epoch
+        self._stepping: SteppingPattern | None = None
+        self._first_epoch: list[tuple[int, ...]] = []  # each batch's steps, while the first epoch is seen
+        self._batch_start: list[int] = []
+        self._checkpoint_run_steps: list[int | None] | None = None  # the plan the checkpoint was trained on
+        self._configured_for_fit: Sequence[Policy] = ()  # per optimizer, before resolution
         self.last_step: dict[str, float] = {}
         """What the latest optimizer step used (the logged values: ``lr``, ``momentum``, ``cycle``, ...)."""
 
@@ -166,6 +175,9 @@ class CyclicLR(Callback):
         self._manual_steps = None
         self._plans = []
         self.last_step = {}
+        self._stepping = None
+        self._first_epoch = []
+        self._checkpoint_run_steps = None
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -197,27 +209,154 @@ class CyclicLR(Callback):
                 "nothing supplied them: add an LRRangeTest callback or give the values"
             )
         manual = not pl_module.automatic_optimization
-        run_steps = trainer.estimated_stepping_batches
-        if any(p.needs_resolution for p in self.policies):
-            steps_per_epoch = _optimizer_steps_per_epoch(trainer, self.policy, manual)
-            total = None if math.isinf(run_steps) else int(run_steps)
-            resolved = tuple(p.resolve(steps_per_epoch, total) for p in self.policies)
-            for old, new in zip(self.policies, resolved, strict=True):
-                self.resolved.update({k: v for k, v in new.params().items() if old.params()[k] != v})
-            self.policies = resolved
-        if not math.isinf(run_steps):
-            batches = trainer.num_training_batches
-            per_epoch = (
-                None if math.isinf(batches) else _optimizer_steps_per_epoch(trainer, self.policy, manual)
-            )
-            for policy in self.policies:
-                problem = policy.run_length_problem(int(run_steps), per_epoch)
-                if problem is not None:
-                    rank_zero_warn(f"CyclicLR: {problem}")
-        self._plans = self._make_plans(trainer.optimizers)
+        optimizers = trainer.optimizers
         if manual and self._manual_steps is None:
-            self._manual_steps = [0] * len(self._plans)
+            self._manual_steps = [0] * len(optimizers)
+        if manual and self._stepping is None and self._first_epoch and trainer.current_epoch > 0:
+            self._stepping = SteppingPattern.observed(self._first_epoch)  # saved before the epoch's end
+            self._first_epoch = []
+        configured = self._per_optimizer(len(optimizers))
+        lengths = self._planned_run_steps(trainer, manual, len(optimizers))
+        per_epoch = _steps_per_epoch(trainer, manual)
+        try:
+            policies = [p.resolve(per_epoch, n) for p, n in zip(configured, lengths, strict=True)]
+        except ValueError as error:
+            raise SetupError(str(error)) from error
+        for old, new in zip(configured, policies, strict=True):
+            self.resolved.update({k: v for k, v in new.params().items() if old.params()[k] != v})
+        if any(p != policies[0] for p in policies) or len(self.policies) > 1:
+            self.policies = tuple(policies)
+        else:
+            self.policies = (policies[0],)
+        self._plans = self._make_plans(optimizers, policies, lengths)
+        self._configured_for_fit = configured
+        self._say_replanned(configured, per_epoch)
+        problems = dict.fromkeys(  # once each, in order
+            problem
+            for plan in self._plans
+            if plan.run_steps is not None
+            and (problem := plan.policy.run_length_problem(plan.run_steps, per_epoch)) is not None
+        )
+        for problem in problems:
+            rank_zero_warn(f"CyclicLR: {problem}")
+        self._say_end_phase_needs_the_whole_run(trainer)
         self._write(trainer)
+
+    def _planned_run_steps(self, trainer: pl.Trainer, manual: bool, optimizers: int) -> list[int | None]:
+        """The steps each optimizer will take in this fit, from the trainer's limits (the one rule)."""
+        batches = _batches_per_epoch(trainer)
+        if not manual:
+            steps = run_steps(batches, trainer.max_epochs, trainer.max_steps, trainer.accumulate_grad_batches)
+            return [steps] * optimizers
+        stepping = self._stepping or SteppingPattern.every_batch(optimizers)
+        counts = manual_run_steps(batches, trainer.max_epochs, trainer.max_steps, stepping)
+        return [None] * optimizers if counts is None else list(counts)
+
+    def _say_replanned(self, configured: Sequence[Policy], per_epoch: int | None) -> None:
+        """One line per optimizer whose run length changed since its checkpoint: the policy was re-planned."""
+        if self._checkpoint_run_steps is None:
+            return
+        for index, (plan, then) in enumerate(zip(self._plans, self._checkpoint_run_steps, strict=False)):
+            now = plan.run_steps
+            if then is None or now is None or then == now or not configured[index].needs_run_length:
+                continue  # same length, or a length the user pinned (run_length_problem warns about it)
+            before = configured[index].resolve(per_epoch, then)
+            rank_zero_info(
+                f"CyclicLR: {self._who(index)}this run is {now} optimizer steps; its checkpoint was planned "
+                f"for {then}. {plan.policy.name} is re-planned as if total_steps={now} from the start"
+                f"{_plan_change(before, plan.policy)}."
+            )
+
+    def _say_end_phase_needs_the_whole_run(self, trainer: pl.Trainer) -> None:
+        """Once: a callback that may stop the run early (EarlyStopping, max_time) skips the end phase."""
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]
+        stoppers = sorted({type(cb).__name__ for cb in callbacks if isinstance(cb, (EarlyStopping, Timer))})
+        plan = next((p for p in self._plans if p.policy.end_phase_start() is not None), None)
+        if stoppers and plan is not None and plan.run_steps is not None:
+            start = plan.policy.end_phase_start()
+            rank_zero_info(
+                f"CyclicLR: {plan.policy.name}'s end phase is planned for steps {start}-{plan.run_steps - 1}"
+                f" of a {plan.run_steps}-step run; a run that {' or '.join(stoppers)} "
+                "stops earlier will not reach it."
+            )
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._observing(trainer):
+            self._batch_start = list(self._manual_steps or ())
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._observing(trainer) or not self._first_epoch:
+            return
+        batches = len(self._first_epoch)
+        self._stepping = SteppingPattern.observed(self._first_epoch)
+        self._first_epoch = []
+        self._replan_from_stepping(trainer, batches)
+
+    def _observing(self, trainer: pl.Trainer) -> bool:
+        """Manual optimization, in the run's first epoch: each batch's steps are being recorded."""
+        return self._manual_steps is not None and self._stepping is None and trainer.current_epoch == 0
+
+    def _replan_from_stepping(self, trainer: pl.Trainer, batches: int) -> None:
+        """After the first epoch: plan each optimizer for the steps it really takes, or stop and say why."""
+        assert self._manual_steps is not None and self._stepping is not None
+        in_epoch = self._stepping.steps_in(batches)
+        lengths = self._planned_run_steps(trainer, True, len(self._plans))
+        per_epoch = _steps_per_epoch(trainer, manual=True)
+        for index, (plan, now) in enumerate(zip(self._plans, lengths, strict=True)):
+            then, taken, configured = (
+                plan.run_steps,
+                self._manual_steps[index],
+                self._configured_for_fit[index],
+            )
+            if now == then or now is None:
+                continue
+            plan.run_steps = now
+            seen = (
+                f"{self._who(index)}{type(plan.optimizer).__name__} stepped {in_epoch[index]} times in the "
+                f"first epoch's {batches} batches, not once per batch: it takes {now} steps in this run, not "
+                f"the {then} planned"
+            )
+            if not configured.needs_run_length:
+                problem = plan.policy.run_length_problem(now, per_epoch)
+                if problem is not None:
+                    rank_zero_warn(f"CyclicLR: {seen}. {problem}")
+                continue
+            replanned = configured.resolve(per_epoch, now)
+            groups = range(len(plan.optimizer.param_groups))
+            if taken < now and any(
+                replanned(k, g) != plan.policy(k, g) for k in range(taken) for g in groups
+            ):
+                raise SetupError(
+                    f"CyclicLR: {seen}. {plan.policy.name}'s plan for {now} steps differs from the "
+                    f"{then}-step plan already in its first {taken} steps, so it cannot be re-planned: give "
+                    f"its policy total_steps={now} (one policy per optimizer: CyclicLR([...]))"
+                )
+            rank_zero_info(
+                f"CyclicLR: {seen}; re-planned for {now} steps{_plan_change(plan.policy, replanned)}."
+            )
+            plan.policy = replanned
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """One line when the run ended before (or after) the step it was planned to end on."""
+        for index, plan in enumerate(self._plans):
+            taken = trainer.global_step if self._manual_steps is None else self._manual_steps[index]
+            if plan.run_steps is None or taken == plan.run_steps:
+                continue
+            start = plan.policy.end_phase_start()
+            missed = (
+                ""
+                if start is None or taken > start
+                else f"; its end phase (from step {start}) was not reached"
+            )
+            rank_zero_info(
+                f"CyclicLR: {self._who(index)}the run took {taken} of the {plan.run_steps} optimizer steps "
+                f"{plan.policy.name} was planned for{missed}. Resume it (ckpt_path) to finish the plan."
+            )
+
+    def _who(self, index: int) -> str:
+        return "" if len(self._plans) == 1 else f"optimizer {index}: "
 
     # --- every step -----------------------------------------------------------------------------------
 
@@ -238,6 +377,9 @@ class CyclicLR(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if self._observing(trainer):
+            steps = self._manual_steps or ()
+            self._first_epoch.append(tuple(n - m for n, m in zip(steps, self._batch_start, strict=True)))
         self._write(trainer)  # the coming step's LR, for whatever reads it before that step
 
     def apply(self, step: int, optimizers: Sequence[Optimizer]) -> dict[str, float]:
@@ -293,27 +435,35 @@ class CyclicLR(Callback):
     def _per_optimizer(self, count: int) -> tuple[Policy, ...]:
         return self.policies * count if len(self.policies) == 1 else self.policies
 
-    def _make_plans(self, optimizers: Sequence[Optimizer]) -> list[_Plan]:
+    def _make_plans(
+        self,
+        optimizers: Sequence[Optimizer],
+        policies: Sequence[Policy] | None = None,
+        lengths: Sequence[int | None] | None = None,
+    ) -> list[_Plan]:
         names = _series_names(optimizers)
+        policies = policies or self._per_optimizer(len(optimizers))
+        lengths = lengths or [None] * len(optimizers)
         plans = []
-        for j, (policy, optimizer) in enumerate(
-            zip(self._per_optimizer(len(optimizers)), optimizers, strict=True)
-        ):
+        for j, (policy, optimizer, length) in enumerate(zip(policies, optimizers, lengths, strict=True)):
             lrs = [float(group["lr"]) for group in optimizer.param_groups]
             scales = [1.0] * len(lrs) if policy.num_groups is not None else [lr / max(lrs) for lr in lrs]
             cycle_name = "cycle" if len(optimizers) == 1 else f"cycle/opt{j}"
-            plans.append(_Plan(optimizer, policy, scales, names[j], cycle_name))
+            plans.append(_Plan(optimizer, policy, scales, names[j], cycle_name, length))
         return plans
 
     # --- checkpoints ----------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "policies": [p.name for p in self.policies],
+            "policies": [p.name for p in self._configured_policies],
             "configured": [dict(c) for c in self._configured],
             "resolved": dict(self.resolved),
             "params": [p.params() for p in self.policies],
             "manual_steps": None if self._manual_steps is None else list(self._manual_steps),
+            "run_steps": [plan.run_steps for plan in self._plans] or self._checkpoint_run_steps,
+            "stepping": None if self._stepping is None else [list(row) for row in self._stepping.counts],
+            "first_epoch": [list(row) for row in self._first_epoch],
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -328,6 +478,10 @@ class CyclicLR(Callback):
         then_configured = configured if isinstance(configured, list) else [configured]
         steps = state_dict.get("manual_steps")
         self._manual_steps = None if steps is None else [int(n) for n in steps]
+        stepping = state_dict.get("stepping")
+        self._stepping = None if stepping is None else SteppingPattern.observed(stepping)
+        self._first_epoch = [tuple(row) for row in state_dict.get("first_epoch", [])]
+        self._checkpoint_run_steps = state_dict.get("run_steps")
         ours = [p.name for p in self.policies]
         if list(names) != ours:
             then = names[0] if len(names) == 1 else names
@@ -346,10 +500,14 @@ class CyclicLR(Callback):
                             f"configured {key}={value!r}."
                         )
                     changed.add(key)
+        # What the run's length decides (total_steps, a step size from cycles) is planned again at train
+        # start for this run's length: the same values when the length is the same.
+        from_cycles = {"step_size", "cycles"} if self.policy.params().get("cycles") else set()
+        from_run_length = {"total_steps", *from_cycles}
         take = {
             key: value
             for key, value in state_dict.get("resolved", {}).items()
-            if changed.isdisjoint(_DERIVED_FROM.get(key, (key,)))
+            if changed.isdisjoint(_DERIVED_FROM.get(key, (key,))) and key not in from_run_length
         }
         if "step_size" in take:
             take.update({key: None for key in ("step_size_epochs", "cycles") if key in self.policy.params()})
@@ -408,32 +566,30 @@ def _series_names(optimizers: Sequence[Optimizer]) -> list[list[tuple[str, str]]
     return series
 
 
-def _optimizer_steps_per_epoch(trainer: pl.Trainer, policy: Policy, manual: bool) -> int:
-    """Optimizer steps in one epoch on this rank (the last partial accumulation steps too).
-
-    Under manual optimization every optimizer is taken to step once per batch.
-    """
+def _batches_per_epoch(trainer: pl.Trainer) -> int | None:
+    """Train batches per epoch on this rank; None for a loader without length (a stream)."""
     batches = trainer.num_training_batches
-    if math.isinf(batches):
-        params = policy.params()
-        key = "step_size_epochs" if params.get("step_size_epochs") is not None else "total_steps"
-        raise SetupError(
-            f"{key}={params.get(key)!r} needs the number of batches per epoch, but the train dataloader has "
-            "no length (an iterable dataset): give step_size (total_steps) in optimizer steps instead"
-        )
-    if manual:  # every optimizer steps at most once per batch, however the batches accumulate
-        return max(1, int(batches))
-    return optimizer_steps_per_epoch(int(batches), trainer.accumulate_grad_batches)
+    return None if math.isinf(batches) else int(batches)
 
 
-def optimizer_steps_per_epoch(batches: int, accumulate_grad_batches: int = 1) -> int:
-    """Optimizer steps in an epoch of ``batches`` batches: Lightning steps on a last partial accumulation too.
+def _steps_per_epoch(trainer: pl.Trainer, manual: bool) -> int | None:
+    """Optimizer steps per epoch, for lengths given in epochs; None for a stream.
 
-    The one count used by the callback, the schedule preview and the range test.
-
-    Example::
-
-        >>> optimizer_steps_per_epoch(10, accumulate_grad_batches=3)  # 3 + 3 + 3 + 1 batches
-        4
+    Under manual optimization an epoch's worth of steps is one per batch, whatever each optimizer does.
     """
-    return max(1, math.ceil(batches / accumulate_grad_batches))
+    batches = _batches_per_epoch(trainer)
+    if batches is None or manual:
+        return None if batches is None else max(1, batches)
+    return optimizer_steps_per_epoch(batches, trainer.accumulate_grad_batches)
+
+
+def _plan_change(before: Policy, after: Policy) -> str:
+    """What re-planning changed, for a one-line message: the end phase's first step, the step size."""
+    changes = []
+    end_before, end_after = before.end_phase_start(), after.end_phase_start()
+    if end_after is not None and end_after != end_before:
+        changes.append(f"its end phase now starts at step {end_after} (was {end_before})")
+    step_before, step_after = before.params().get("step_size"), after.params().get("step_size")
+    if step_before != step_after:
+        changes.append(f"step_size {step_before} -> {step_after}")
+    return "" if not changes else ": " + ", ".join(changes)

@@ -99,6 +99,32 @@ class Policy:
         """
         return None
 
+    def end_phase_start(self) -> int | None:
+        """The first optimizer step of the end phase (planned from the run's length), or None without one.
+
+        Example::
+
+            >>> Triangular(0.01, 0.1, step_size=5, final_anneal=0.2, total_steps=40).end_phase_start()
+            32
+        """
+        return None
+
+    def _planned_length_problem(self, run_steps: int) -> str | None:
+        """Why an end phase planned for ``total_steps`` does not fit a run of ``run_steps``, or None."""
+        total: int | None = getattr(self, "total_steps", None)
+        if total is None or total == run_steps or self.end_phase_start() is None:
+            return None
+        if total > run_steps:
+            return (
+                f"total_steps={total} is longer than the run ({run_steps} optimizer steps): the end phase "
+                f"planned from step {self.end_phase_start()} is cut short, the LR stops at "
+                f"{self(run_steps - 1):.3g} instead of {self(total - 1):.3g}"
+            )
+        return (
+            f"total_steps={total} is shorter than the run ({run_steps} optimizer steps): the last "
+            f"{run_steps - total} steps stay at the final LR {self(total - 1):.3g}"
+        )
+
     @classmethod
     def from_config(cls: type[_P], **arguments: Any) -> _P:
         """The policy from a config group that lists every argument, unused ones as None.
@@ -269,6 +295,9 @@ class _CyclicPolicy(Policy):
         length = min(self.total_steps - 1, max(1, round(self.final_anneal * self.total_steps)))
         return None if length == 0 else self.total_steps - length
 
+    def end_phase_start(self) -> int | None:
+        return None if self.total_steps is None else self.anneal_start()
+
     def _anneal_position(self, iteration: int) -> tuple[int, float] | None:
         """``(last plain step, fraction of the anneal done)`` in the anneal; None before it."""
         first = self.anneal_start()
@@ -379,6 +408,13 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
             changes.update(step_size=max(1, round(run / (2 * self.cycles))), cycles=None)  # type: ignore[operator]
         elif self.step_size is None:
             epochs = self.step_size_epochs
+            if steps_per_epoch is None:
+                _fail(
+                    "step_size_epochs",
+                    epochs,
+                    "needs the number of batches per epoch, but the train loader has no length (an iterable "
+                    "dataset): give step_size in optimizer steps instead",
+                )
             steps = _step_count(
                 "steps_per_epoch", steps_per_epoch, f" to resolve step_size_epochs={epochs!r}"
             )
@@ -392,7 +428,7 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
                 f"step_size={rise} is longer than the run ({run_steps} optimizer steps): "
                 "the LR never reaches max_lr"
             )
-        return self._cycle_end_problem(run_steps, steps_per_epoch)
+        return self._planned_length_problem(run_steps) or self._cycle_end_problem(run_steps, steps_per_epoch)
 
     @property
     def needs_run_length(self) -> bool:
@@ -708,18 +744,12 @@ class OneCycle(Policy):
         return self.total_steps is None
 
     def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
-        total = self.total_steps
-        if total is not None and total > run_steps:
-            return (
-                f"total_steps={total} is longer than the run ({run_steps} optimizer steps): the LR stops at "
-                f"{self(run_steps - 1):.3g} instead of annealing to {self(total - 1):.3g}"
-            )
-        if total is not None and total < run_steps:
-            return (
-                f"total_steps={total} is shorter than the run ({run_steps} optimizer steps): the last "
-                f"{run_steps - total} steps stay at the final LR {self(total - 1):.3g}"
-            )
-        return None
+        return self._planned_length_problem(run_steps)
+
+    def end_phase_start(self) -> int | None:
+        """The first step of the final annealing phase (after the peak, or after coming back down)."""
+        phases: tuple[_Phase, ...] | None = self._phases  # type: ignore[attr-defined]  # see __post_init__
+        return None if phases is None else math.floor(phases[-2].end_step) + 1
 
     def resolve(self, steps_per_epoch: int | None, total_steps: int | None = None) -> OneCycle:
         if not self.needs_resolution:

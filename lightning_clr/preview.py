@@ -14,9 +14,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from lightning_clr.callback import optimizer_steps_per_epoch
 from lightning_clr.config import ConfigError, build, build_cyclic_lr
 from lightning_clr.plotting import plot_schedule
+from lightning_clr.run_length import optimizer_steps_per_epoch, run_steps
 from lightning_clr.training import one_line_errors
 
 __all__ = ["main", "planned_steps", "preview"]
@@ -54,18 +54,15 @@ def planned_steps(cfg: DictConfig) -> tuple[int, int]:
         batches = min(batches, limit)
     elif isinstance(limit, float):
         batches = int(batches * limit)
-    steps_per_epoch = optimizer_steps_per_epoch(batches, cfg.trainer.get("accumulate_grad_batches", 1))
-    max_epochs = cfg.trainer.get("max_epochs")
-    max_steps = cfg.trainer.get("max_steps")
-    by_epochs = steps_per_epoch * max_epochs if max_epochs is not None and max_epochs > 0 else None
-    by_steps = max_steps if max_steps is not None and max_steps > 0 else None
-    if by_epochs is None and by_steps is None:
+    accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
+    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps")
+    total = run_steps(batches, max_epochs, max_steps, accumulate)
+    if total is None:
         raise ConfigError(
             f"trainer.max_epochs={max_epochs!r} and trainer.max_steps={max_steps!r}: give one of them to "
             "know how many steps to draw"
         )
-    total = min(n for n in (by_epochs, by_steps) if n is not None)
-    return steps_per_epoch, total
+    return optimizer_steps_per_epoch(batches, accumulate), total
 
 
 def preview(cfg: DictConfig) -> Figure:

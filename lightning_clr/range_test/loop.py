@@ -31,9 +31,9 @@ from lightning.pytorch.utilities.data import extract_batch_size
 from torchmetrics import Metric
 
 from lightning_clr import compat
-from lightning_clr.callback import optimizer_steps_per_epoch
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.range_test.settings import DEFAULT_EPOCHS, RangeTestConfig, span_end
+from lightning_clr.run_length import optimizer_steps_per_epoch, run_steps
 
 
 def lr_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "linear") -> list[float]:
@@ -100,7 +100,7 @@ def run_range_test(
             monitor_mode=cast(str, config.monitor_mode),  # __post_init__ chose it
             num_steps=num_steps,
             steps_per_epoch=steps_per_epoch,
-            total_steps=_total_steps(trainer, steps_per_epoch),
+            total_steps=run_steps(batches_per_epoch, trainer.max_epochs, trainer.max_steps, accumulate),
             group_lrs=group_lrs,
         )
     return result
@@ -434,16 +434,6 @@ def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: in
         )
     epochs = DEFAULT_EPOCHS if config.num_epochs is None else config.num_epochs
     return max(2, config.min_steps, round(epochs * steps_per_epoch))
-
-
-def _total_steps(trainer: pl.Trainer, steps_per_epoch: int | None) -> int | None:
-    """Optimizer steps the training run is set to take (the step-size rule splits it into cycles)."""
-    limits = []
-    if trainer.max_steps is not None and trainer.max_steps > 0:
-        limits.append(trainer.max_steps)
-    if steps_per_epoch is not None and trainer.max_epochs is not None and trainer.max_epochs > 0:
-        limits.append(trainer.max_epochs * steps_per_epoch)
-    return min(limits) if limits else None
 
 
 @contextmanager

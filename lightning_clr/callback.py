@@ -133,6 +133,7 @@ class CyclicLR(Callback):
         self._batch_start: list[int] = []
         self._checkpoint_run_steps: list[int | None] | None = None  # the plan the checkpoint was trained on
         self._configured_for_fit: Sequence[Policy] = ()  # per optimizer, before resolution
+        self._last_run_steps: list[int | None] | None = None  # the last fit's plan, for a checkpoint after it
         self.last_step: dict[str, float] = {}
         """What the latest optimizer step used (the logged values: ``lr``, ``momentum``, ``cycle``, ...)."""
 
@@ -182,6 +183,7 @@ class CyclicLR(Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             self._fitting = False
+            self._last_run_steps = [plan.run_steps for plan in self._plans] or self._last_run_steps
             self._plans = []  # no optimizer kept alive (or pickled) after the fit
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -461,7 +463,7 @@ class CyclicLR(Callback):
             "resolved": dict(self.resolved),
             "params": [p.params() for p in self.policies],
             "manual_steps": None if self._manual_steps is None else list(self._manual_steps),
-            "run_steps": [plan.run_steps for plan in self._plans] or self._checkpoint_run_steps,
+            "run_steps": [plan.run_steps for plan in self._plans] or self._last_run_steps,
             "stepping": None if self._stepping is None else [list(row) for row in self._stepping.counts],
             "first_epoch": [list(row) for row in self._first_epoch],
         }

@@ -63,6 +63,12 @@ class CyclicLR(Callback):
     the step will use. It is logged under ``lr`` (``lr/group{i}``, ``lr/opt{j}-group{i}``) at every step,
     straight to the loggers, so ``log_every_n_steps`` cannot alias the triangle away.
 
+    **The run's length**: the end phase of a policy (``final_anneal``, ``cycles``, ``OneCycle``) is planned
+    for the optimizer steps the run will take (:mod:`lightning_clr.run_length`; each optimizer's own under
+    manual optimization, checked against what it did in the first epoch). A fit resumed with another length is
+    re-planned, as if the new length had been given as ``total_steps`` from the start, with one line saying
+    so; a ``total_steps`` given by the user is kept, with a warning when it no longer fits the run.
+
     A callback can be reused across fits: each fit resolves the lengths given in epochs or left to the run
     (``step_size_epochs``, ``total_steps``) for its own trainer and data, and ``pending`` bounds are found
     again by that fit's :class:`~lightning_clr.LRRangeTest`.

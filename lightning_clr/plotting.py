@@ -26,6 +26,7 @@ def plot_schedule(
     max_momentum: float | None = None,
     steps_per_epoch: int | None = None,
     title: str | None = None,
+    marks: Mapping[str, int] | None = None,
 ) -> Figure:
     """Draw the LR of each policy (one line per param group) over the first ``num_steps`` optimizer steps.
 
@@ -39,6 +40,7 @@ def plot_schedule(
         max_momentum: see ``base_momentum``.
         steps_per_epoch: marks epochs on a second x axis (and resolves ``step_size_epochs``).
         title: the figure's title.
+        marks: optimizer steps to mark with a vertical line, by label (e.g. where a run resumes).
 
     Returns:
         A :class:`matplotlib.figure.Figure` (not registered with pyplot); save it with ``fig.savefig``.
@@ -90,6 +92,10 @@ def plot_schedule(
                 linestyle=_LINESTYLES[group % len(_LINESTYLES)],
                 linewidth=1.2,
             )
+    for index, (label, step) in enumerate((marks or {}).items()):
+        style = {"color": "0.3", "linewidth": 1, "linestyle": _LINESTYLES[(index + 1) % len(_LINESTYLES)]}
+        for axis in axes:
+            axis.axvline(step, label=label if axis is lr_axis else None, **style)
     lr_axis.set_ylabel("learning rate")
     lr_axis.ticklabel_format(axis="y", style="plain")
 

@@ -4,20 +4,24 @@ It composes the same config as ``scripts/train.py`` and counts the optimizer ste
 (batches of the data set's train loader, ``limit_train_batches``, ``accumulate_grad_batches``,
 ``max_epochs`` / ``max_steps``), so a ``step_size_epochs`` or 1cycle length is resolved exactly as in
 training, without training. The count is that of one process: under DDP each rank sees a share of the
-batches.
+batches. With ``ckpt_path`` it draws what resuming that checkpoint will do: the plan the checkpoint was
+trained on, the plan for this config's run length, and the step where the run resumes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
+from lightning_clr.callback import CyclicLR
 from lightning_clr.config import ConfigError, build, build_cyclic_lr
 from lightning_clr.plotting import plot_schedule
+from lightning_clr.policies import Policy
 from lightning_clr.run_length import optimizer_steps_per_epoch, run_steps
-from lightning_clr.training import one_line_errors
+from lightning_clr.training import checkpoint_file, one_line_errors
 
 __all__ = ["main", "planned_steps", "preview"]
 
@@ -93,20 +97,53 @@ def preview(cfg: DictConfig) -> Figure:
             "the values to preview the schedule"
         )
     steps_per_epoch, total = planned_steps(cfg)
+    resume = _resume_from(cfg, cyclic_lr)
     policy = cyclic_lr.policy.resolve(steps_per_epoch, total)
-    momentum = (
-        {"base_momentum": cyclic_lr.base_momentum, "max_momentum": cyclic_lr.max_momentum}
-        if cyclic_lr.cycle_momentum
-        else {}
+    base_momentum, max_momentum = (
+        (cyclic_lr.base_momentum, cyclic_lr.max_momentum) if cyclic_lr.cycle_momentum else (None, None)
     )
     arguments = ", ".join(f"{key}={value}" for key, value in policy.params().items() if value is not None)
+    title = f"{policy.name}: {arguments}\n{total} optimizer steps, {steps_per_epoch} per epoch"
+    if resume is None:
+        return plot_schedule(
+            policy,
+            total,
+            steps_per_epoch=steps_per_epoch,
+            title=title,
+            base_momentum=base_momentum,
+            max_momentum=max_momentum,
+        )
+    then, then_steps, step = resume
+    plans = {f"as planned ({then_steps} steps)": then, f"resumed ({total} steps)": policy}
     return plot_schedule(
-        policy,
-        total,
+        plans,
+        max(total, then_steps),
         steps_per_epoch=steps_per_epoch,
-        title=f"{policy.name}: {arguments}\n{total} optimizer steps, {steps_per_epoch} per epoch",
-        **momentum,
+        title=f"{policy.name} resumed at step {step} of a run planned for {then_steps} optimizer steps\n"
+        f"re-planned for {total} steps ({steps_per_epoch} per epoch)",
+        marks={f"resume at step {step}": step},
+        base_momentum=base_momentum,
+        max_momentum=max_momentum,
     )
+
+
+def _resume_from(cfg: DictConfig, cyclic_lr: CyclicLR) -> tuple[Policy, int, int] | None:
+    """``(the checkpoint's plan, its run length, the step it resumes at)``; None without ``ckpt_path``.
+
+    ``cyclic_lr`` takes the checkpoint's state as a resumed fit does (the range test's bounds, ...).
+    """
+    path = checkpoint_file(cfg)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: {path} is not a file (give a checkpoint, or `last`)")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state = checkpoint.get("callbacks", {}).get(cyclic_lr.state_key)
+    if state is None or state.get("run_steps") is None:
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: {path} holds no CyclicLR plan to resume")
+    cyclic_lr.load_state_dict(state)
+    then = type(cyclic_lr.policy)(**state["params"][0])
+    return then, int(state["run_steps"][0]), int(checkpoint["global_step"])
 
 
 def main(cfg: DictConfig) -> Path:

@@ -223,13 +223,22 @@ def _check_monitors(cfg: DictConfig, callbacks: dict[str, Any], tester: LRRangeT
         )
 
 
+def checkpoint_file(cfg: DictConfig) -> Path | None:
+    """The file ``ckpt_path`` names: ``last`` is ``<run dir>/checkpoints/last.ckpt``; None without one."""
+    path = cfg.get("ckpt_path")
+    if path is None:
+        return None
+    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt" if path == "last" else Path(path)
+
+
 def _checkpoint(cfg: DictConfig, module: pl.LightningModule) -> str | None:
     """``ckpt_path``: a file, or ``last`` for ``<run dir>/checkpoints/last.ckpt`` (fresh start if absent)."""
     path = cfg.get("ckpt_path")
     if path is None:
         return None
     if path == "last":
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        last = checkpoint_file(cfg)
+        assert last is not None
         if not last.is_file():
             log.warning("ckpt_path=last: no %s yet, starting from scratch", last)
             return None

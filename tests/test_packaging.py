@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Metric
 
 from lightning_clr import CLRTuner, LRRangeTest
-from lightning_clr.run_length import optimizer_steps_per_epoch
 from lightning_clr.range_test import RangeTestResult
 from lightning_clr.range_test.settings import DEFAULT_MIN_LR, MAX_LR_FACTOR, RangeTestConfig
+from lightning_clr.run_length import optimizer_steps_per_epoch
 from lightning_clr.schemas import range_test_schema
 from tests.conftest import ROOT
 

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_clr.config import ConfigError
-from lightning_clr.policies import ExpRange
+from lightning_clr.policies import ExpRange, Triangular
 from lightning_clr.training import build_run, train
 from tests.conftest import FAST, run_script, run_sweep
 
@@ -111,3 +111,26 @@ def test_script_bad_config_is_one_line(tmp_path: Path, overrides: list[str], mes
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(("first", "resumed"), [(1, 2), (3, 2)], ids=["extend", "shorten"])
+def test_resuming_with_another_max_epochs_replans_the_schedule(
+    compose_cfg: Callable[..., DictConfig], tmp_path: Path, first: int, resumed: int
+) -> None:
+    """``ckpt_path=last trainer.max_epochs=N``: every resumed step's LR is that of a plan for N epochs."""
+    common = ("dataset=digits", "model=mlp", "policy.step_size=5")
+    stop = (
+        []
+        if first <= resumed
+        else ["+callbacks.stop._target_=tests.test_run_length.StopAfter", "+callbacks.stop.epochs=1"]
+    )
+    train(compose_cfg(*common, f"trainer.max_epochs={first}", *stop))
+    train(compose_cfg(*common, f"trainer.max_epochs={resumed}", "ckpt_path=last"))
+    lrs = dict(scalars(tmp_path)["lr"])
+    done = 6  # one epoch of FAST's 6 batches
+    assert sorted(lrs) == list(range(6 * resumed))
+    planned = Triangular(0.065, 0.2, 5, final_anneal=0.2, total_steps=6 * resumed)  # conf/policy/triangular
+    assert [lrs[k] for k in range(done, 6 * resumed)] == pytest.approx(
+        [planned(k) for k in range(done, 6 * resumed)], rel=1e-6
+    )
+    assert lrs[6 * resumed - 1] == pytest.approx(0.00065, rel=1e-6)  # the end phase reaches its floor

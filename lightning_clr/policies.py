@@ -397,6 +397,13 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
         """
         if not self.needs_resolution:
             return self
+        if self.step_size_epochs is not None and steps_per_epoch is None:
+            _fail(
+                "step_size_epochs",
+                self.step_size_epochs,
+                "needs the number of batches per epoch, but the train loader has no length (an iterable "
+                "dataset): give step_size in optimizer steps instead",
+            )
         changes: dict[str, Any] = {}
         run = self.total_steps
         if run is None and (self.cycles is not None or self.final_anneal > 0):
@@ -408,13 +415,6 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
             changes.update(step_size=max(1, round(run / (2 * self.cycles))), cycles=None)  # type: ignore[operator]
         elif self.step_size is None:
             epochs = self.step_size_epochs
-            if steps_per_epoch is None:
-                _fail(
-                    "step_size_epochs",
-                    epochs,
-                    "needs the number of batches per epoch, but the train loader has no length (an iterable "
-                    "dataset): give step_size in optimizer steps instead",
-                )
             steps = _step_count(
                 "steps_per_epoch", steps_per_epoch, f" to resolve step_size_epochs={epochs!r}"
             )

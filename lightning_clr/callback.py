@@ -23,6 +23,8 @@ from lightning_clr.run_length import SteppingPattern, manual_run_steps, optimize
 _MOMENTUM_KEYS = ("betas", "momentum")
 # Resolved values and the configured arguments they were derived from.
 _DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs", "cycles")}
+# A stream has no epoch end: how many of its batches show how the optimizers step (manual optimization).
+_STREAM_BATCHES_SEEN = 1000
 
 
 class SetupError(ValueError):
@@ -295,8 +297,11 @@ class CyclicLR(Callback):
             self._batch_start = list(self._manual_steps or ())
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._observing(trainer) or not self._first_epoch:
-            return
+        if self._observing(trainer) and self._first_epoch:
+            self._stepping_seen(trainer)
+
+    def _stepping_seen(self, trainer: pl.Trainer) -> None:
+        """The first epoch (a stream's first batches) is over: how each optimizer steps is known."""
         batches = len(self._first_epoch)
         self._stepping = SteppingPattern.observed(self._first_epoch)
         self._first_epoch = []
@@ -323,7 +328,7 @@ class CyclicLR(Callback):
             plan.run_steps = now
             seen = (
                 f"{self._who(index)}{type(plan.optimizer).__name__} stepped {in_epoch[index]} times in the "
-                f"first epoch's {batches} batches, not once per batch: it takes {now} steps in this run, not "
+                f"first {batches} batches, not once per batch: it takes {now} steps in this run, not "
                 f"the {then} planned"
             )
             if not configured.needs_run_length:
@@ -388,6 +393,8 @@ class CyclicLR(Callback):
         if self._observing(trainer):
             steps = self._manual_steps or ()
             self._first_epoch.append(tuple(n - m for n, m in zip(steps, self._batch_start, strict=True)))
+            if _batches_per_epoch(trainer) is None and len(self._first_epoch) == _STREAM_BATCHES_SEEN:
+                self._stepping_seen(trainer)
         self._write(trainer)  # the coming step's LR, for whatever reads it before that step
 
     def apply(self, step: int, optimizers: Sequence[Optimizer]) -> dict[str, float]:

@@ -401,8 +401,8 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
             _fail(
                 "step_size_epochs",
                 self.step_size_epochs,
-                "needs the number of batches per epoch, but the train loader has no length (an iterable "
-                "dataset): give step_size in optimizer steps instead",
+                "needs the optimizer steps per epoch, but steps_per_epoch=None (a train loader without "
+                "length, such as an iterable dataset, has none): give step_size in optimizer steps instead",
             )
         changes: dict[str, Any] = {}
         run = self.total_steps

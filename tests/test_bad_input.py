@@ -66,7 +66,7 @@ BAD = {
     ),
     "step_size_epochs, loader of unknown length": (
         STREAM,
-        "policy.step_size_epochs=2.5 needs the number of batches",
+        "policy.step_size_epochs=2.5 needs the optimizer steps per epoch",
     ),
     "data set missing, no download": (["dataset=mnist", "dataset.download=false"], "dataset: MNIST"),
     "data set missing, download impossible": (NO_MIRROR, "dataset: MNIST"),

@@ -497,7 +497,10 @@ def test_plot_schedule_single_policy_and_errors() -> None:
     fig = plot_schedule(Triangular(0.001, 0.006, 50), 200)
     assert len(fig.axes) == 1
     assert [line.get_label() for line in fig.axes[0].lines] == ["triangular"]
-    with pytest.raises(ValueError, match=r"^steps_per_epoch=None "):
+    with pytest.raises(
+        ValueError,
+        match=r"^step_size_epochs=2.0 needs the optimizer steps per epoch, but steps_per_epoch=None",
+    ):
         plot_schedule(Triangular(0.001, 0.006, step_size_epochs=2), 200)
     with pytest.raises(ValueError, match=r"^base_momentum=0.85 "):
         plot_schedule(Triangular(0.001, 0.006, 50), 200, base_momentum=0.85)

@@ -184,9 +184,7 @@ def test_an_optimizer_stepping_every_other_batch_is_replanned(info_lines: list[s
     assert len(recorder.lrs[0]) == 10  # the generator: every other batch
     assert recorder.lrs[0] == _planned(policy, 10)  # its end phase, on its own 10 steps
     assert recorder.lrs[1] == _planned(policy, 20)
-    assert any(
-        "optimizer 0: Adam stepped 5 times in the first epoch's 10 batches" in line for line in info_lines
-    )
+    assert any("optimizer 0: Adam stepped 5 times in the first 10 batches" in line for line in info_lines)
 
 
 def test_an_optimizer_whose_plan_cannot_change_stops_with_the_fix() -> None:
@@ -247,9 +245,27 @@ def test_a_stream_cannot_count_epochs() -> None:
         accelerator="cpu",
     )
     with pytest.raises(
-        SetupError, match=r"step_size_epochs=2.0 needs the number of batches per epoch.*give step_size"
+        SetupError, match=r"step_size_epochs=2.0 needs the optimizer steps per epoch.*give step_size"
     ):
         trainer.fit(Tiny(), train_dataloaders=DataLoader(Stream(), batch_size=4))
+
+
+def test_a_streams_first_batches_show_how_its_optimizers_step(info_lines: list[str]) -> None:
+    policy, recorder = END_PHASES["final_anneal"], PerOptimizer()
+    trainer = L.Trainer(
+        callbacks=[CyclicLR(policy), recorder],
+        max_steps=3000,  # both optimizers' steps: the generator steps every other batch, so 2000 batches
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(TwoOptimizers(), train_dataloaders=DataLoader(Stream(), batch_size=4))
+    assert [len(recorder.lrs[0]), len(recorder.lrs[1])] == [1000, 2000]
+    assert recorder.lrs[0] == _planned(policy, 1000)
+    assert recorder.lrs[1] == _planned(policy, 2000)
+    assert any("Adam stepped 500 times in the first 1000 batches" in line for line in info_lines)
 
 
 # --- a run that stops before its plan -------------------------------------------------------------------

@@ -8,15 +8,13 @@ torchmetrics 1.4.0 to 1.9.0: every name below has the same signature and meaning
 
 The range test (:mod:`lightning_clr.range_test.loop`) runs its own loop on the loaders ``fit`` would use,
 so it needs the data connector's helpers; :class:`~lightning_clr.range_test.LRRangeTest` ends a tuning-only
-fit as ``Tuner.lr_find`` does; :mod:`lightning_clr.distributed` replaces the command that re-launches DDP
+fit as ``Tuner.lr_find`` does; :mod:`lightning_clr.app.distributed` replaces the command that re-launches DDP
 ranks under Hydra.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
@@ -38,7 +36,6 @@ __all__ = [
     "PROCESS_OBSERVER_HOOK",
     "TunerExit",
     "fit_resume_options",
-    "hydra_subprocess_command",
     "limit_batches",
     "metric_state_names",
     "prepare_for_fit",
@@ -107,37 +104,9 @@ def metric_state_names(metric: Metric) -> list[str]:
     return [name for name in names if hasattr(metric, name)]
 
 
-#: The launcher modules whose ``_hydra_subprocess_cmd`` builds the command of DDP ranks 1.. under Hydra.
+#: The launcher modules whose ``_hydra_subprocess_cmd`` builds the command of DDP ranks 1.. under Hydra
+#: (:func:`lightning_clr.app.distributed.hydra_subprocess_command` replaces it).
 HYDRA_LAUNCHER_MODULES = (fabric_launcher, pytorch_launcher)
 HYDRA_COMMAND_HOOK = "_hydra_subprocess_cmd"
 #: The function Lightning's DDP launcher calls to watch the ranks it started.
 PROCESS_OBSERVER_HOOK = "_launch_process_observer"
-
-
-@contextmanager
-def hydra_subprocess_command(
-    build: Callable[[int], tuple[Sequence[str], str]], observe: Callable[..., Any] | None = None
-) -> Iterator[None]:
-    """Let Lightning start the other DDP ranks of a Hydra job with ``build(local_rank) -> (command, cwd)``.
-
-    ``_SubprocessScriptLauncher`` calls ``_hydra_subprocess_cmd`` when Hydra is initialised. With
-    ``observe``, it also replaces ``_launch_process_observer``, the watcher that SIGKILLs the whole process
-    group when a rank dies (inside a sweep that would kill the other jobs too). The originals are put back
-    on exit.
-    """
-    hooks: dict[str, Callable[..., Any]] = {HYDRA_COMMAND_HOOK: build}
-    if observe is not None:
-        hooks[PROCESS_OBSERVER_HOOK] = observe
-    saved = {
-        (module, name): getattr(module, name)
-        for module in HYDRA_LAUNCHER_MODULES
-        for name in hooks
-        if hasattr(module, name)
-    }
-    for module, name in saved:
-        setattr(module, name, hooks[name])
-    try:
-        yield
-    finally:
-        for (module, name), original in saved.items():
-            setattr(module, name, original)

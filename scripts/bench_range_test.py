@@ -49,7 +49,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_clr.models import ClassificationModule
+from lightning_clr.app.models import ClassificationModule
 from lightning_clr.range_test import CLRTuner
 from lightning_clr.suggest import Bounds
 

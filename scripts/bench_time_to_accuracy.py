@@ -58,10 +58,10 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from lightning_clr.config import build_cyclic_lr
-from lightning_clr.models import ClassificationModule
+from lightning_clr.app.config import build_cyclic_lr
+from lightning_clr.app.models import ClassificationModule
+from lightning_clr.app.schemas import register
 from lightning_clr.range_test import CLRTuner
-from lightning_clr.schemas import register
 from lightning_clr.suggest import Bounds
 
 register()  # the config schemas, as the app registers them when it starts

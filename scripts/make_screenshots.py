@@ -16,9 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lightning_clr.browser import chromium_page, serve_tensorboard
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the browser tooling is the tests' (tests/browser.py), in a clone
+from tests.browser import chromium_page, serve_tensorboard  # noqa: E402
+
 TRAIN_OVERRIDES = [
     "policy=triangular",
     "policy.base_lr=auto",

@@ -8,7 +8,7 @@ Composes the same Hydra config as scripts/train.py (a step size in epochs is res
 batches per epoch) and writes policy.png into the Hydra run dir.
 """
 
-from lightning_clr.commands import plot_policy
+from lightning_clr.app.commands import plot_policy
 
 if __name__ == "__main__":
     plot_policy()

@@ -7,7 +7,7 @@ Writes range_test.png, range_test.csv and range_test_bounds.yaml into the Hydra 
 overrides to pass to scripts/train.py.
 """
 
-from lightning_clr.commands import range_test
+from lightning_clr.app.commands import range_test
 
 if __name__ == "__main__":
     range_test()

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from lightning_clr.schemas import register
+from lightning_clr.app.schemas import register
 
 register()  # the config schemas, as the app registers them when it starts
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_clr.cli import hydra_app
-from lightning_clr.models import MLP, ClassificationModule
-from lightning_clr.training import main
+from lightning_clr.app.cli import hydra_app
+from lightning_clr.app.models import MLP, ClassificationModule
+from lightning_clr.app.training import main
 from tests.conftest import FAST, run_script
 
 ADAGRAD = ["optimizer._target_=torch.optim.Adagrad", "~optimizer.momentum", "~optimizer.nesterov"]

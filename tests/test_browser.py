@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, open_dict
 
-from lightning_clr.browser import CHROMIUM, chromium_page, serve_tensorboard
-from lightning_clr.dashboard import EPOCH_SECTION, STEP_SECTION
-from lightning_clr.training import train
+from lightning_clr.app.dashboard import EPOCH_SECTION, STEP_SECTION
+from lightning_clr.app.training import train
+from tests.browser import CHROMIUM, chromium_page, serve_tensorboard
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -9,8 +9,8 @@ import sys
 import pytest
 from lightning.pytorch import Trainer
 
-from lightning_clr import schemas
-from lightning_clr.checks import ConfigError, build_policy, check_trainer
+from lightning_clr.app import schemas
+from lightning_clr.app.checks import ConfigError, build_policy, check_trainer
 from lightning_clr.policies import OneCycle, Triangular
 
 
@@ -80,9 +80,9 @@ def test_the_policy_group_builds_without_lightning() -> None:
 
 def test_a_bad_value_is_found_before_torch_or_lightning_is_imported() -> None:
     code = (
-        "import sys; from lightning_clr.cli import override_error; "
+        "import sys; from lightning_clr.app.cli import override_error; "
         "assert override_error(['range_test.mode=cubic']) is None; "  # composes: the schemas are registered
-        "from lightning_clr.checks import check_run, ConfigError\n"
+        "from lightning_clr.app.checks import check_run, ConfigError\n"
         "try: check_run({'seed': 1, 'range_test': {'mode': 'cubic'}})\n"
         "except ConfigError as error: print(error)\n"
         "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"

@@ -14,10 +14,16 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.util import tensor_util
 
 from lightning_clr import CyclicLR
-from lightning_clr.dashboard import EPOCH_SECTION, RANGE_TEST_SECTION, STEP_SECTION, CLRDashboard, clr_layout
+from lightning_clr.app.dashboard import (
+    EPOCH_SECTION,
+    RANGE_TEST_SECTION,
+    STEP_SECTION,
+    CLRDashboard,
+    clr_layout,
+)
+from lightning_clr.app.training import train
 from lightning_clr.policies import Fixed, Triangular
 from lightning_clr.range_test import LRRangeTest
-from lightning_clr.training import train
 
 
 def written_layout(logdir: Path) -> tuple[dict[str, dict[str, list[str]]], list[str]]:

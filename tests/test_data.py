@@ -1,4 +1,4 @@
-"""lightning_clr.data: every data module from small files written here in the real formats, offline."""
+"""lightning_clr.app.data: every data module from small files written here in the real formats, offline."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_clr.data import (
+from lightning_clr.app.data import (
     CIFAR10DataModule,
     CIFAR100DataModule,
     ClassificationDataModule,
@@ -27,9 +27,9 @@ from lightning_clr.data import (
     MNIST1DDataModule,
     MNISTDataModule,
 )
-from lightning_clr.data.cifar import random_crop_flip
-from lightning_clr.data.download import extract_tar
-from lightning_clr.data.mnist import read_idx
+from lightning_clr.app.data.cifar import random_crop_flip
+from lightning_clr.app.data.download import extract_tar
+from lightning_clr.app.data.mnist import read_idx
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",

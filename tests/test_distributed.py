@@ -16,9 +16,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from lightning_clr import CyclicLR
+from lightning_clr.app.distributed import LAUNCH_ENV, distributed_job, hydra_child_command
 from lightning_clr.compat import HYDRA_COMMAND_HOOK as HOOK
 from lightning_clr.compat import HYDRA_LAUNCHER_MODULES as LAUNCHER_MODULES
-from lightning_clr.distributed import LAUNCH_ENV, distributed_job, hydra_child_command
 from lightning_clr.policies import Triangular
 from tests.conftest import FAST, ROOT, run_script, run_sweep
 

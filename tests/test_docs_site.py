@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_clr.browser import chromium_page
+from tests.browser import chromium_page
 from tests.conftest import ROOT
 from tests.test_browser import browser  # noqa: F401  (the fixture: Chromium and playwright, or skip)
 

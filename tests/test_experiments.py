@@ -13,17 +13,17 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from lightning_clr.config import build, build_cyclic_lr
-from lightning_clr.data import (
+from lightning_clr.app.config import build, build_cyclic_lr
+from lightning_clr.app.data import (
     CIFAR10DataModule,
     CIFAR100DataModule,
     DatasetMissingError,
     FashionMNISTDataModule,
     MNISTDataModule,
 )
-from lightning_clr.models import CifarFull, ResNet20
+from lightning_clr.app.models import CifarFull, ResNet20
+from lightning_clr.app.training import build_run
 from lightning_clr.policies import ExpRange, Fixed, OneCycle, Triangular2
-from lightning_clr.training import build_run
 from tests.conftest import CONF
 from tests.test_data import write_cifar
 from tests.test_train import scalars
@@ -46,9 +46,9 @@ def test_paper_experiments_pin_table_1(compose_cfg: Callable[..., DictConfig], e
     # Caffe's cifar10_full_solver: SGD, momentum 0.9, weight decay 0.004, batch 100
     assert cfg.optimizer._target_ == "torch.optim.SGD"
     assert (cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (0.9, 0.004)
-    assert cfg.dataset._target_ == "lightning_clr.data.CIFAR10DataModule"
+    assert cfg.dataset._target_ == "lightning_clr.app.data.CIFAR10DataModule"
     assert (cfg.dataset.batch_size, cfg.dataset.augment) == (100, False)
-    assert cfg.model._target_ == "lightning_clr.models.CifarFull"
+    assert cfg.model._target_ == "lightning_clr.app.models.CifarFull"
 
 
 def test_fixed_baseline_is_caffes_multistep_schedule(compose_cfg: Callable[..., DictConfig]) -> None:

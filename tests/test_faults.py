@@ -21,10 +21,10 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_clr import CyclicLR
-from lightning_clr.cli import hydra_app
+from lightning_clr.app.cli import hydra_app
+from lightning_clr.app.training import main, train
 from lightning_clr.guards import LastCheckpoint, NonFiniteGuard, NonFiniteLossError
 from lightning_clr.policies import Triangular
-from lightning_clr.training import main, train
 from tests.conftest import FAST, ROOT
 from tests.fault_helpers import SignalAt
 

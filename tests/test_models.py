@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_clr.models import (
+from lightning_clr.app.models import (
     MLP,
     CifarFull,
     ClassificationModule,
@@ -148,14 +148,20 @@ def test_invalid_arguments_name_the_argument(make_net, message):
 
 def test_hydra_instantiates_networks_from_list_configs():
     net = instantiate(
-        {"_target_": "lightning_clr.models.MLP", "hidden_sizes": [16]}, input_shape=[1, 8, 8], num_classes=10
+        {"_target_": "lightning_clr.app.models.MLP", "hidden_sizes": [16]},
+        input_shape=[1, 8, 8],
+        num_classes=10,
     )
     assert net.input_shape == (1, 8, 8)
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     model = instantiate(
         {
-            "_target_": "lightning_clr.models.ClassificationModule",
-            "net": {"_target_": "lightning_clr.models.SmallCNN", "input_shape": [1, 40], "num_classes": 10},
+            "_target_": "lightning_clr.app.models.ClassificationModule",
+            "net": {
+                "_target_": "lightning_clr.app.models.SmallCNN",
+                "input_shape": [1, 40],
+                "num_classes": 10,
+            },
             "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 3e-3},
         }
     )

@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Metric
 
 from lightning_clr import CLRTuner, LRRangeTest
+from lightning_clr.app.schemas import range_test_schema
 from lightning_clr.range_test import RangeTestResult
 from lightning_clr.range_test.settings import DEFAULT_MIN_LR, MAX_LR_FACTOR, RangeTestConfig
 from lightning_clr.run_length import optimizer_steps_per_epoch
-from lightning_clr.schemas import range_test_schema
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "lightning_clr"
@@ -70,7 +70,7 @@ def test_importing_the_library_registers_nothing_with_hydra() -> None:
     code = """import lightning_clr
 from hydra.core.config_store import ConfigStore
 print(*sorted(ConfigStore.instance().repo))
-from lightning_clr.schemas import register
+from lightning_clr.app.schemas import register
 register()
 print(*sorted(ConfigStore.instance().repo))"""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

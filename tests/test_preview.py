@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from lightning_clr.config import ConfigError
+from lightning_clr.app.config import ConfigError
+from lightning_clr.app.preview import planned_steps, preview
 from lightning_clr.policies import OneCycle, Triangular
-from lightning_clr.preview import planned_steps, preview
 from tests.conftest import FAST, run_script
 
 
@@ -64,7 +64,7 @@ def test_script_writes_the_png_into_the_run_dir(tmp_path: Path, data_dir: Path) 
 def test_preview_of_a_resume_draws_both_plans_and_the_resume_step(
     compose_cfg: Callable[..., DictConfig],
 ) -> None:
-    from lightning_clr.training import train
+    from lightning_clr.app.training import train
 
     common = ("dataset=digits", "model=mlp", "policy.step_size=5")
     train(compose_cfg(*common, "trainer.max_epochs=1"))

@@ -8,9 +8,9 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
+from lightning_clr.app.training import build_run
 from lightning_clr.policies import Triangular
 from lightning_clr.progress import CLRProgressBar
-from lightning_clr.training import build_run
 
 
 def test_bar_shows_the_lr_of_the_current_step_and_the_loss(compose_cfg: Callable[..., DictConfig]) -> None:

@@ -20,9 +20,9 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_clr.app.models import ClassificationModule
 from lightning_clr.callback import CyclicLR
 from lightning_clr.compat import fit_resume_options
-from lightning_clr.models import ClassificationModule
 from lightning_clr.policies import Triangular
 from lightning_clr.range_test import CLRTuner, LRRangeTest, RangeTestResult, lr_schedule
 from lightning_clr.suggest import Bounds, smooth, suggest_bounds, suggest_step_size

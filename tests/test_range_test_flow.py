@@ -14,8 +14,8 @@ import yaml
 from omegaconf import DictConfig
 
 from lightning_clr import CyclicLR, LRRangeTest
+from lightning_clr.app.training import train
 from lightning_clr.policies import Triangular, Triangular2
-from lightning_clr.training import train
 from tests.conftest import FAST, ROOT, run_script
 from tests.test_train import scalars
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from lightning_clr.training import train
+from lightning_clr.app.training import train
 from tests.conftest import FAST, ROOT, run_sweep
 from tests.test_faults import _events
 

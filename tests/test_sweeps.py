@@ -17,9 +17,9 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_clr.cli import in_multirun
-from lightning_clr.sweep import SUMMARY_FILE, SweepSummary
-from lightning_clr.training import train
+from lightning_clr.app.cli import in_multirun
+from lightning_clr.app.sweep import SUMMARY_FILE, SweepSummary
+from lightning_clr.app.training import train
 from tests.conftest import CONF, run_sweep
 
 

@@ -9,9 +9,9 @@ import pytest
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_clr.config import ConfigError
+from lightning_clr.app.config import ConfigError
+from lightning_clr.app.training import build_run, train
 from lightning_clr.policies import ExpRange, Triangular
-from lightning_clr.training import build_run, train
 from tests.conftest import FAST, run_script, run_sweep
 
 

@@ -1,7 +1,7 @@
 """``SlurmSweepLauncher``: the submitit SLURM launcher that collects every job, whatever became of it.
 
 Hydra only instantiates launchers defined under ``hydra_plugins``; what it does is described in
-:mod:`lightning_clr.slurm`, whose helpers it uses.
+:mod:`lightning_clr.app.slurm`, whose helpers it uses.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from submitit.core.utils import FailedJobError, FailedSubmissionError, UncompletedJobError
 
-from lightning_clr.slurm import NEVER_STARTS, POLL_S, at_fault, pending_reasons, settings
-from lightning_clr.sweep import write_record
+from lightning_clr.app.slurm import NEVER_STARTS, POLL_S, at_fault, pending_reasons, settings
+from lightning_clr.app.sweep import write_record
 
 log = logging.getLogger(__name__)
 

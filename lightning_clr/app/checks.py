@@ -1,0 +1,349 @@
+"""Checks of a composed configuration that need neither torch nor Lightning.
+
+They run before either is imported, so a bad policy, trainer, seed or path is reported in under a second,
+as one line naming the key, the value and what is allowed (:class:`ConfigError`). What only the built
+objects can tell (a checkpoint of another model, a metric the model does not log) is checked later, in
+:mod:`lightning_clr.app.training`, still before anything trains.
+
+Example::
+
+    >>> check_trainer({"max_epochs": 4, "accumulate_grad_batches": 0})
+    Traceback (most recent call last):
+    ...
+    lightning_clr.app.checks.ConfigError: trainer.accumulate_grad_batches=0 must be an integer >= 1
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lightning_clr.policies import Policy, check_momentum_bounds
+from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig
+
+AUTO = "auto"
+#: Policy arguments that ``auto`` hands to the LR range test: those it can supply.
+AUTO_KEYS = UPDATABLE
+#: Keys of the ``policy`` group that configure the callback rather than the policy.
+MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
+#: The largest seed numpy accepts (``seed_everything`` seeds numpy too).
+MAX_SEED = 2**32 - 1
+
+_ARGUMENT_FIRST = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key, the value and what is allowed."""
+
+
+def keyed(key: str, error: BaseException) -> ConfigError:
+    """Turn a constructor's error into a :class:`ConfigError` naming the config key.
+
+    >>> str(keyed("policy", ValueError("step_size=0 must be an integer >= 1")))
+    'policy.step_size=0 must be an integer >= 1'
+    """
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if _ARGUMENT_FIRST.match(message):
+        return ConfigError(f"{key}.{message}")
+    return ConfigError(f"{key}: {message}")
+
+
+# --- policy ---------------------------------------------------------------------------------------------
+
+
+def build_policy(args: Mapping[str, Any]) -> tuple[Policy, list[str], dict[str, Any]]:
+    """The policy of the ``policy`` group, the arguments left to the range test, the momentum settings.
+
+    ``auto`` for ``base_lr``, ``max_lr`` or ``step_size`` leaves that argument to the LR range test: the
+    policy is built with a valid placeholder and the argument is listed as pending.
+
+    >>> policy, pending, momentum = build_policy({"_target_": "lightning_clr.policies.Triangular",
+    ...                                           "base_lr": "auto", "max_lr": 0.1, "step_size": 100})
+    >>> pending
+    ['base_lr']
+    """
+    args = dict(args)
+    momentum = {key: args.pop(key) for key in MOMENTUM_KEYS if key in args}
+    policy_class = _policy_class(args.pop("_target_", None))
+    pending = [key for key in AUTO_KEYS if args.get(key) == AUTO]
+    args.update(_placeholders(args, pending))
+    cycle_momentum = momentum.get("cycle_momentum", False)
+    if not isinstance(cycle_momentum, bool):
+        raise ConfigError(f"policy.cycle_momentum={cycle_momentum!r} must be true or false")
+    try:
+        check_momentum_bounds(momentum.get("base_momentum", 0.85), momentum.get("max_momentum", 0.95))
+        return policy_class.from_config(**args), pending, momentum
+    except (ValueError, TypeError) as error:
+        raise keyed("policy", error) from error
+
+
+def _policy_class(target: Any) -> type[Policy]:
+    from importlib import import_module
+
+    module_name, _, class_name = str(target).rpartition(".")
+    try:
+        policy_class = getattr(import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(f"policy._target_={target!r} is not an importable policy class") from None
+    if not (isinstance(policy_class, type) and issubclass(policy_class, Policy)):
+        raise ConfigError(f"policy._target_={target!r} is not a lightning_clr.policies.Policy")
+    return policy_class
+
+
+def _placeholders(args: Mapping[str, Any], pending: list[str]) -> dict[str, Any]:
+    """Valid stand-ins for arguments the range test will supply."""
+    values: dict[str, Any] = {}
+    base, high = args.get("base_lr"), args.get("max_lr")
+    if "base_lr" in pending and "max_lr" in pending:
+        values.update(base_lr=1e-3, max_lr=4e-3)
+    elif "base_lr" in pending:
+        values["base_lr"] = high / 4 if isinstance(high, int | float) else 1e-3
+    elif "max_lr" in pending:
+        values["max_lr"] = base * 4 if isinstance(base, int | float) else 4e-3
+    if "step_size" in pending:
+        values.update(step_size=1, step_size_epochs=None)
+    return values
+
+
+# --- trainer --------------------------------------------------------------------------------------------
+
+
+def _int_at_least(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _fraction_or_count(closed_zero: bool) -> Callable[[Any], bool]:
+    def rule(v: Any) -> bool:
+        if isinstance(v, bool):
+            return False
+        if isinstance(v, int):
+            return v >= (0 if closed_zero else 1)
+        return isinstance(v, float) and (v >= 0.0 if closed_zero else v > 0.0) and v <= 1.0
+
+    return rule
+
+
+def _non_negative_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+_PRECISIONS = (
+    "64",
+    "32",
+    "16",
+    "bf16",
+    "64-true",
+    "32-true",
+    "16-true",
+    "bf16-true",
+    "16-mixed",
+    "bf16-mixed",
+)
+_ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+
+#: Trainer arguments a user types, with the rule each must follow (None is allowed where the Trainer
+#: allows it) and how to say it.
+TRAINER_RULES: dict[str, tuple[Callable[[Any], bool], bool, str]] = {
+    "max_epochs": (_int_at_least(-1), True, "must be an integer >= 1, or -1 (no limit, with max_steps)"),
+    "min_epochs": (_int_at_least(0), True, "must be an integer >= 0"),
+    "max_steps": (_int_at_least(-1), False, "must be an integer >= 1, or -1 (no limit)"),
+    "min_steps": (_int_at_least(0), True, "must be an integer >= 0"),
+    "limit_train_batches": (
+        _fraction_or_count(True),
+        True,
+        "must be a fraction in [0.0, 1.0] or a count >= 0",
+    ),
+    "limit_val_batches": (_fraction_or_count(True), True, "must be a fraction in [0.0, 1.0] or a count >= 0"),
+    "limit_test_batches": (
+        _fraction_or_count(True),
+        True,
+        "must be a fraction in [0.0, 1.0] or a count >= 0",
+    ),
+    "overfit_batches": (_fraction_or_count(True), False, "must be a fraction in [0.0, 1.0] or a count >= 0"),
+    "val_check_interval": (
+        _fraction_or_count(False),
+        True,
+        "must be a fraction of an epoch in (0.0, 1.0] or a number of batches >= 1",
+    ),
+    "check_val_every_n_epoch": (_int_at_least(1), True, "must be an integer >= 1, or null"),
+    "num_sanity_val_steps": (_int_at_least(-1), True, "must be an integer >= 0, or -1 (all batches)"),
+    "log_every_n_steps": (_int_at_least(1), True, "must be an integer >= 1"),
+    "accumulate_grad_batches": (_int_at_least(1), False, "must be an integer >= 1"),
+    "gradient_clip_val": (_non_negative_number, True, "must be a number >= 0, or null (no clipping)"),
+    "gradient_clip_algorithm": (lambda v: v in ("norm", "value"), True, "must be 'norm' or 'value'"),
+    "num_nodes": (_int_at_least(1), False, "must be an integer >= 1"),
+    "reload_dataloaders_every_n_epochs": (_int_at_least(0), False, "must be an integer >= 0"),
+    "precision": (lambda v: str(v) in _PRECISIONS, True, f"must be one of {', '.join(_PRECISIONS)}"),
+    "deterministic": (lambda v: v in (True, False, "warn"), True, "must be true, false or 'warn'"),
+}
+_FLAGS = (
+    "enable_progress_bar",
+    "enable_model_summary",
+    "enable_checkpointing",
+    "benchmark",
+    "inference_mode",
+    "use_distributed_sampler",
+    "sync_batchnorm",
+    "detect_anomaly",
+    "barebones",
+)
+TRAINER_RULES.update(
+    {flag: (lambda v: isinstance(v, bool), True, "must be true or false") for flag in _FLAGS}
+)
+TRAINER_RULES["fast_dev_run"] = (
+    lambda v: isinstance(v, bool) or _int_at_least(0)(v),
+    False,
+    "must be true, false or a number of batches >= 0",
+)
+
+
+def check_trainer(trainer: Mapping[str, Any], policy: Policy | None = None) -> None:
+    """Check the ``trainer`` group's values, and that the run has the length ``policy`` needs.
+
+    Raises:
+        ConfigError: naming ``trainer.<key>``, its value and the rule.
+    """
+    for key, (rule, allows_none, allowed) in TRAINER_RULES.items():
+        if key not in trainer:
+            continue
+        value = trainer[key]
+        if value is None and allows_none:
+            continue
+        if value is None or not rule(value):
+            raise ConfigError(f"trainer.{key}={value!r} {allowed}")
+    _check_devices(trainer)
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
+    if max_epochs == 0 or max_steps == 0:
+        key = "max_epochs" if max_epochs == 0 else "max_steps"
+        raise ConfigError(f"trainer.{key}=0 trains nothing: give at least 1")
+    endless = max_epochs == -1 and max_steps == -1
+    if endless and policy is not None and policy.needs_run_length:
+        raise ConfigError(
+            f"trainer.max_epochs=-1 with max_steps=-1 trains without end, but policy {policy.name} needs the "
+            "run's length: give trainer.max_epochs >= 1 or trainer.max_steps >= 1"
+        )
+
+
+def _check_devices(trainer: Mapping[str, Any]) -> None:
+    accelerator = trainer.get("accelerator", "auto")
+    if isinstance(accelerator, str) and accelerator not in _ACCELERATORS:
+        raise ConfigError(f"trainer.accelerator={accelerator!r} must be one of {', '.join(_ACCELERATORS)}")
+    devices = trainer.get("devices", "auto")
+    if devices in ("auto", -1) or (
+        isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1
+    ):
+        return
+    if isinstance(devices, str) and re.fullmatch(r"-1|\d+|(\d+,)*\d+,?", devices.strip()):
+        return
+    if isinstance(devices, list | tuple) and devices and all(_int_at_least(0)(d) for d in devices):
+        return
+    raise ConfigError(
+        f"trainer.devices={devices!r} must be 'auto', -1 (all), a count >= 1 or a list of device indices"
+    )
+
+
+def check_range_test(settings: Mapping[str, Any]) -> RangeTestConfig:
+    """The ``range_test`` group's settings, validated (also when no ``auto`` bound asks for the test).
+
+    >>> check_range_test({"mode": "cubic"})
+    Traceback (most recent call last):
+    ...
+    lightning_clr.app.checks.ConfigError: range_test.mode='cubic' must be one of ('linear', 'exponential')
+    """
+    try:
+        return RangeTestConfig(**{k: v for k, v in settings.items() if k != "_target_"})
+    except (TypeError, ValueError) as error:
+        raise keyed("range_test", error) from error
+
+
+def _unit_interval(v: Any) -> bool:
+    return _non_negative_number(v) and v < 1
+
+
+#: Optimizer arguments and their rule, whichever optimizer takes them (torch lets some of these through:
+#: SGD trains with momentum=2 and diverges).
+OPTIMIZER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (lambda v: _non_negative_number(v) and v > 0, "must be a number > 0"),
+    "momentum": (_unit_interval, "must be a number in [0, 1)"),
+    "dampening": (lambda v: _non_negative_number(v) and v <= 1, "must be a number in [0, 1]"),
+    "weight_decay": (_non_negative_number, "must be a number >= 0"),
+    "eps": (lambda v: _non_negative_number(v) and v > 0, "must be a number > 0"),
+    "betas": (
+        lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(_unit_interval(b) for b in v),
+        "must be two numbers in [0, 1), e.g. [0.9, 0.999]",
+    ),
+}
+
+
+def check_optimizer(optimizer: Mapping[str, Any]) -> None:
+    """Check the ``optimizer`` group's common arguments.
+
+    >>> check_optimizer({"_target_": "torch.optim.SGD", "lr": 0.1, "momentum": 2})
+    Traceback (most recent call last):
+    ...
+    lightning_clr.app.checks.ConfigError: optimizer.momentum=2 must be a number in [0, 1)
+    """
+    for key, (rule, allowed) in OPTIMIZER_RULES.items():
+        if key in optimizer and not rule(optimizer[key]):
+            raise ConfigError(f"optimizer.{key}={optimizer[key]!r} {allowed}")
+
+
+# --- seed and paths -------------------------------------------------------------------------------------
+
+
+def check_seed(seed: Any) -> int:
+    """The seed, an integer in [0, 2**32 - 1] (numpy's range).
+
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    lightning_clr.app.checks.ConfigError: seed=-1 must be an integer in [0, 4294967295]
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed={seed!r} must be an integer in [0, {MAX_SEED}]")
+    return seed
+
+
+def check_writable_dir(key: str, path: str | os.PathLike[str]) -> None:
+    """``path`` is a folder that exists or can be made, and can be written to.
+
+    >>> check_writable_dir("paths.data_dir", "/proc/lightning-clr")
+    Traceback (most recent call last):
+    ...
+    lightning_clr.app.checks.ConfigError: paths.data_dir='/proc/lightning-clr' cannot be written: ...
+    """
+    target = Path(path).expanduser().absolute()
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{key}={str(path)!r} is a file; give a folder")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={str(path)!r} lies inside the file {str(existing)!r}; give a folder")
+    try:  # the one sure test, even for root: make something there (and take it away)
+        os.rmdir(tempfile.mkdtemp(prefix=".clr-probe-", dir=existing))
+    except OSError as error:
+        raise ConfigError(
+            f"{key}={str(path)!r} cannot be written: {(error.strerror or str(error)).lower()} at "
+            f"{str(existing)!r}"
+        ) from None
+
+
+def check_run(cfg: Mapping[str, Any]) -> Policy | None:
+    """Every check of this module on a composed ``config`` (a mapping with resolved values).
+
+    Returns the policy it built (None when there is no ``policy`` group).
+    """
+    check_seed(cfg.get("seed"))
+    policy_cfg = cfg.get("policy")
+    policy = build_policy(policy_cfg)[0] if policy_cfg is not None else None
+    check_trainer(cfg.get("trainer") or {}, policy)
+    check_range_test(cfg.get("range_test") or {})
+    check_optimizer(cfg.get("optimizer") or {})
+    paths = cfg.get("paths") or {}
+    if paths.get("data_dir") is not None:
+        check_writable_dir("paths.data_dir", paths["data_dir"])
+    return policy

@@ -1,0 +1,204 @@
+"""Command-line entry points: Hydra apps whose bad overrides fail in one line.
+
+Hydra reports an unknown group option or a mistyped key in a multi-line block. Before handing the command
+line to Hydra, :func:`hydra_app` composes the config once per override value (the first combination of a
+sweep, then every other value of each swept key) and turns the first failure into a single line on stderr
+with exit status 2, naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lightning_clr.app.checks import ConfigError, check_run, check_writable_dir
+
+
+def config_dir() -> Path:
+    """The configs: ``lightning_clr/conf/`` in an installed wheel, else the source tree's ``conf/``."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    return packaged if packaged.is_dir() else package.parent / "conf"
+
+
+CONFIG_DIR = config_dir()
+
+Task = Callable[[DictConfig], Any]
+
+
+def override_error(
+    overrides: Sequence[str],
+    config_name: str = "config",
+    config_dir: Path = CONFIG_DIR,
+    multirun: bool = False,
+) -> str | None:
+    """The one-line reason ``overrides`` cannot start a run, or None when they can.
+
+    Every override value must compose, a sweep needs ``-m`` (``multirun``), and the run (or sweep) folder
+    must be writable: Hydra makes it before our code runs, so it is checked here.
+
+    >>> override_error(["policy=nope"]).split(";")[0]
+    "policy=nope is not a config of group 'policy'"
+    >>> override_error(["policy.step_size=40,80"])
+    'policy.step_size=40,80 gives several values (a sweep): add -m to run one job per value, or give ...'
+    """
+    from lightning_clr.app.schemas import register
+
+    register()
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        variants = _variants(overrides)
+    except HydraException as error:
+        return _one_line(error)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            for variant in variants:
+                try:
+                    cfg = compose(config_name, overrides=variant, return_hydra_config=True)
+                except MissingConfigException as error:
+                    return _missing_option(error, variant)
+                except ConfigCompositionException as error:
+                    return _unknown_key(error, variant, config_name) or _one_line(error)
+                except (HydraException, OmegaConfBaseException) as error:
+                    return _one_line(error)
+                multirun = multirun or cfg.hydra.mode == RunMode.MULTIRUN
+                sweeps = [o for o in parsed if o.is_sweep_override()]
+                if sweeps and not multirun:
+                    return (
+                        f"{sweeps[0].input_line} gives several values (a sweep): add -m to run one job per "
+                        "value, or give one value"
+                    )
+                key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+                check_writable_dir(key, OmegaConf.select(cfg, key))
+    except ConfigError as error:
+        return str(error)
+    finally:
+        GlobalHydra.instance().clear()
+    return None
+
+
+def hydra_app(task: Task | str, config_name: str = "config") -> None:
+    """Run ``task`` (a function, or ``"module:function"`` imported once the config is checked) over ``conf/``.
+
+    The overrides are checked before Hydra starts (:func:`override_error`), and the composed config before
+    the task, and so torch and Lightning, are imported (:func:`~lightning_clr.app.checks.check_run`): a bad
+    value ends as one ``error:`` line on stderr with exit status 2, in a second or so.
+
+    The app's schemas and resolvers are registered here (:func:`~lightning_clr.app.schemas.register`), not on
+    ``import lightning_clr``.
+    """
+    # Lightning 2.6 with torch >= 2.10 warns about its own use of torch's pytree API on every run
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-") and "=" in arg]
+    multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
+    error = override_error(overrides, config_name, multirun=multirun)
+    if error is not None:
+        fail(error)
+
+    def checked_task(cfg: DictConfig) -> Any:
+        try:
+            check_run(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        except ConfigError as error:
+            if in_multirun():  # one job of a sweep: let the sweep record it and run the others
+                raise
+            fail(str(error))
+        return _resolve(task)(cfg)
+
+    hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(checked_task)()
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    """End the program with ``error: <message>`` as the last line on stderr."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def in_multirun() -> bool:
+    """Whether this process runs one job of a Hydra multirun (``-m``).
+
+    Example::
+
+        >>> in_multirun()
+        False
+    """
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _resolve(task: Task | str) -> Task:
+    if callable(task):
+        return task
+    module, _, name = task.partition(":")
+    function: Task = getattr(importlib.import_module(module), name)
+    return function
+
+
+def _variants(overrides: Sequence[str]) -> list[list[str]]:
+    """Non-sweep override lists covering every value of every swept key once."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    choices: list[list[str]] = []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            try:
+                values = [str(v) for v in override.sweep_string_iterator()]
+            except Exception:  # an interval or other sweep a sweeper samples: nothing to enumerate
+                values = []
+            choices.append([f"{key}={v}" for v in values])
+        else:
+            choices.append([str(override.input_line)])  # set for every override parsed from text
+    first = [options[0] for options in choices if options]
+    variants = [first]
+    for i, options in enumerate(choices):
+        for option in options[1:]:
+            variant = [opts[0] for opts in choices[:i] if opts] + [option]
+            variant += [opts[0] for opts in choices[i + 1 :] if opts]
+            variants.append(variant)
+    return variants
+
+
+def _missing_option(error: MissingConfigException, overrides: Sequence[str]) -> str:
+    group = str(error.missing_cfg_file or "").split("/")[0]
+    value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), None)
+    options = ", ".join(sorted(error.options or []))
+    if value is not None and options:
+        return f"{group}={value} is not a config of group '{group}'; choose one of: {options}"
+    return _one_line(error)
+
+
+def _unknown_key(error: ConfigCompositionException, overrides: Sequence[str], config_name: str) -> str | None:
+    match = re.match(r"Could not override '([^']+)'", str(error))
+    if match is None:
+        return None
+    key = match.group(1)
+    parent, _, name = key.rpartition(".")
+    rest = [o for o in overrides if o.split("=", 1)[0] != key]
+    node = OmegaConf.select(compose(config_name, overrides=rest), parent) if parent else None
+    known = ", ".join(sorted(str(k) for k in node)) if isinstance(node, DictConfig) else ""
+    where = f"{parent} has no key {name!r}" if parent else f"no top-level key {name!r}"
+    hint = f"; known keys: {known}" if known else ""
+    return f"{key}: {where}{hint} (add a new key with +{key}=...)"
+
+
+def _one_line(error: BaseException) -> str:
+    merging = re.match(r"Error merging override (\S+)", str(error))
+    if merging is not None and error.__cause__ is not None:  # a typed key: say what the value failed
+        return f"{merging.group(1)}: {str(error.__cause__).splitlines()[0]}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("object_type=", "Set the environment"))]
+    return "; ".join(lines) if lines else type(error).__name__

@@ -1,0 +1,32 @@
+"""The console commands of the ``[app]`` extra: ``clr-train``, ``clr-range-test``, ``clr-plot-policy``.
+
+Each is a Hydra app over the configs shipped with the package (``conf/`` in a source tree), run from any
+directory: runs go to ``./outputs/`` and data to ``./data/`` of the current directory unless ``paths.*`` say
+otherwise. ``scripts/train.py``, ``scripts/range_test.py`` and ``scripts/plot_policy.py`` call the same
+functions.
+
+Example (a shell)::
+
+    clr-train trainer.max_epochs=1
+    clr-range-test dataset=digits model=mlp optimizer=adam
+    clr-plot-policy policy=exp_range policy.step_size=200
+"""
+
+from __future__ import annotations
+
+from lightning_clr.app.cli import hydra_app
+
+
+def train() -> None:
+    """``clr-train``: train a classifier with a cyclical learning rate (``training.main``)."""
+    hydra_app("lightning_clr.app.training:main")
+
+
+def range_test() -> None:
+    """``clr-range-test``: find CLR bounds with an LR range test (``training.range_test_main``)."""
+    hydra_app("lightning_clr.app.training:range_test_main")
+
+
+def plot_policy() -> None:
+    """``clr-plot-policy``: draw the schedule a training config will use (``preview.main``)."""
+    hydra_app("lightning_clr.app.preview:main")

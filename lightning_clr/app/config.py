@@ -1,0 +1,74 @@
+"""From a composed Hydra config to validated objects, with one-line errors that name the key.
+
+Every component is built here, before any training, so a bad configuration fails at start-up with a
+:class:`ConfigError` such as ``policy.base_lr=0.5 must be less than max_lr=0.01``. Constructors in this
+package raise ``ValueError("<argument>=<value> <rule>")``; this module prefixes the config key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_clr.app.checks import ConfigError, build_policy, keyed
+from lightning_clr.callback import CyclicLR
+from lightning_clr.range_test import LRRangeTest
+
+
+def build_cyclic_lr(policy_cfg: DictConfig | Mapping[str, Any]) -> CyclicLR:
+    """Build the :class:`CyclicLR` callback from the ``policy`` group (see :func:`checks.build_policy`).
+
+    >>> clr = build_cyclic_lr({"_target_": "lightning_clr.policies.Triangular", "base_lr": "auto",
+    ...                        "max_lr": 0.1, "step_size": 100})
+    >>> sorted(clr.pending)
+    ['base_lr']
+    """
+    policy, pending, momentum = build_policy(_plain(policy_cfg, "policy"))
+    try:
+        return CyclicLR(policy, pending=pending, **momentum)
+    except (ValueError, TypeError) as error:
+        raise keyed("policy", error) from error
+
+
+def build_range_test(range_test_cfg: DictConfig | Mapping[str, Any], **kwargs: Any) -> LRRangeTest:
+    """The :class:`LRRangeTest` for ``auto`` policy arguments, from the ``range_test`` group.
+
+    >>> build_range_test({"min_lr": 1e-4, "num_epochs": 2}).update
+    'pending'
+    """
+    args = {**_plain(range_test_cfg, "range_test"), **kwargs}
+    args.setdefault("update", "pending")
+    try:
+        return LRRangeTest(**args)
+    except (ValueError, TypeError) as error:
+        raise keyed("range_test", error) from error
+
+
+def build(key: str, node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with the constructor's error reported against ``key``."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        raise keyed(key, error.__cause__ or error) from error
+
+
+def build_optimizer(node: Any) -> Callable[..., torch.optim.Optimizer]:
+    """Instantiate the optimizer partial and try it once on a dummy parameter, so bad values fail now."""
+    factory = build("optimizer", node)
+    try:
+        factory([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as error:
+        raise keyed("optimizer", error) from error
+    return factory
+
+
+def _plain(node: DictConfig | Mapping[str, Any], key: str) -> dict[str, Any]:
+    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    if not isinstance(container, dict):
+        raise ConfigError(f"{key} must be a mapping of arguments, got {container!r}")
+    return {str(k): v for k, v in container.items()}

@@ -1,0 +1,161 @@
+"""Fetching data set files: mirrors tried in turn, MD5-checked, written atomically; safe tar extraction."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from lightning_clr.app.data.base import DatasetMissingError
+
+TIMEOUT_S = 60
+CHUNK_BYTES = 1 << 20
+
+
+class DownloadError(OSError):
+    """Every URL failed; the message lists each URL with its reason, on one line."""
+
+
+def md5sum(path: Path) -> str:
+    """Hex MD5 digest of a file, read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_file(urls: Sequence[str], destination: Path, md5: str | None = None) -> None:
+    """Save the first of ``urls`` that answers with the expected MD5 to ``destination``.
+
+    The file is written next to ``destination`` under a temporary name and renamed once complete and
+    checked, so an interrupted download never leaves a half-written file behind. ``file://`` URLs work.
+
+    Raises:
+        DownloadError: every URL failed (network error, HTTP error or MD5 mismatch).
+
+    Example::
+
+        >>> import tempfile
+        >>> src = Path(tempfile.mkdtemp()) / "hello.txt"
+        >>> _ = src.write_text("hello")
+        >>> download_file([src.as_uri()], src.with_name("copy.txt"), md5="5d41402abc4b2a76b9719d911017c592")
+        >>> src.with_name("copy.txt").read_text()
+        'hello'
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in urls:
+        try:
+            got = _fetch(url, destination, md5)
+        except OSError as err:  # URLError, HTTPError, timeouts and disk errors are all OSErrors
+            failures.append(f"{url}: {err}")
+            continue
+        if got is None:
+            return
+        failures.append(f"{url}: MD5 mismatch, expected {md5} but got {got}")
+    raise DownloadError("; ".join(failures).replace("\n", " ") or "no URL to download from")
+
+
+def _fetch(url: str, destination: Path, md5: str | None) -> str | None:
+    """Download ``url`` to ``destination``; return None on success, else the mismatching MD5."""
+    request = urllib.request.Request(url, headers={"User-Agent": "lightning-clr"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        digest = hashlib.md5(usedforsecurity=False)
+        fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, _progress() as progress:
+                task = progress.add_task(url, total=total)
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    progress.advance(task, len(chunk))
+            if md5 is not None and digest.hexdigest() != md5:
+                return digest.hexdigest()
+            os.replace(partial, destination)
+            return None
+        finally:
+            Path(partial).unlink(missing_ok=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+
+
+def extract_tar(archive: Path, destination: Path) -> None:
+    """Extract ``archive`` into ``destination``, refusing links, devices and paths that leave it.
+
+    Files are extracted to a temporary folder first and then moved into place one by one.
+
+    Raises:
+        ValueError: the archive is unreadable, holds an unsafe member, or cannot be written out.
+    """
+    root = destination.resolve()
+    try:
+        with (
+            tarfile.open(archive, "r:*") as tar,
+            tempfile.TemporaryDirectory(dir=root, prefix=".extract-") as tmp,
+        ):
+            for member in tar.getmembers():
+                inside = (root / member.name).resolve().is_relative_to(root)
+                if not inside or not (member.isfile() or member.isdir()):
+                    raise ValueError(f"{archive} holds an unsafe member {member.name!r}; delete the archive")
+            extra: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(tmp, **extra)
+            for path in sorted(Path(tmp).rglob("*")):
+                target = root / path.relative_to(tmp)
+                if path.is_dir():
+                    target.mkdir(exist_ok=True)
+                else:
+                    shutil.move(path, target)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise ValueError(f"{archive} could not be extracted ({err}); delete it and download again") from err
+
+
+def missing_error(
+    name: str,
+    folder: Path,
+    missing: Sequence[str],
+    base_url: str,
+    files: Sequence[str],
+    reason: str | None = None,
+) -> DatasetMissingError:
+    """The one-line ``DatasetMissingError`` for a data set whose ``missing`` files are not in ``folder``.
+
+    ``files`` are what to fetch from ``base_url`` into ``folder`` to fix it; ``reason`` says why the
+    download failed, if one was tried.
+    """
+    what = f"{name} not found in {folder} (missing {', '.join(missing)})"
+    if len(files) == 1:
+        fetch = base_url + files[0]
+    else:
+        fetch = f"{'them' if list(files) == list(missing) else ', '.join(files)} from {base_url}"
+    if reason is None:
+        return DatasetMissingError(f"{what}; set dataset.download=true or download {fetch} into that folder")
+    return DatasetMissingError(
+        f"{what} and the download failed ({reason}); download {fetch} into that folder"
+    )

@@ -1,0 +1,111 @@
+"""What our SLURM launcher knows about SLURM: requests it can never run, and GPUs only for GPU trainers.
+
+The launcher, ``SlurmSweepLauncher`` (in ``hydra_plugins/lightning_clr_slurm``, where Hydra looks for
+launchers; selected by ``conf/strategy/slurm.yaml``), submits the jobs as hydra-submitit-launcher does,
+then watches them itself instead of waiting on each in turn:
+
+- a job SLURM can never start (pending with ``PartitionConfig``, ``ReqNodeNotAvail``, ...) or a submission
+  ``sbatch`` refuses ends the sweep at once with one line naming the launcher setting at fault, and the
+  sweep's other jobs are cancelled;
+- a job that ends without a result (cancelled, killed, timed out past its requeues, a DDP rank that died)
+  is recorded as ``failed`` with its SLURM state in its ``sweep_job.json``, and handed to the sweeper as
+  NaN: the other jobs run on and :class:`~lightning_clr.app.sweep.SweepSummary` lists every job in
+  ``summary.csv`` and exits 1 naming the failures.
+
+:func:`gpus_per_node` is the ``gpus_per_node`` resolver: GPUs are requested only when the trainer runs on
+them, so the same config submits to a CPU cluster with ``trainer.accelerator=cpu``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import OmegaConf
+
+#: Pending reasons after which SLURM never starts the job, and the launcher settings each points to.
+NEVER_STARTS = {
+    "PartitionConfig": ("nodes", "tasks_per_node", "cpus_per_task", "mem_gb", "gpus_per_node", "partition"),
+    "PartitionNodeLimit": ("nodes",),
+    "PartitionTimeLimit": ("timeout_min",),
+    "ReqNodeNotAvail": ("nodes", "partition", "constraint"),
+    "BadConstraints": ("constraint", "gpus_per_node"),
+    "InvalidAccount": ("account",),
+    "InvalidQOS": ("qos",),
+}
+#: The launcher settings that size a job's request.
+REQUEST = ("partition", "nodes", "tasks_per_node", "cpus_per_task", "mem_gb", "gpus_per_node", "timeout_min")
+#: Seconds between two looks at the jobs' states.
+POLL_S = 2.0
+
+
+def gpus_per_node(accelerator: str, devices: Any) -> int | None:
+    """The ``gpus_per_node`` to request: ``devices`` on ``gpu``/``cuda``, else none.
+
+    Example::
+
+        >>> gpus_per_node("gpu", 4), gpus_per_node("cpu", 2)
+        (4, None)
+    """
+    return int(devices) if str(accelerator) in ("gpu", "cuda") else None
+
+
+OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)
+
+
+def at_fault(params: dict[str, Any], reason: str) -> tuple[str, ...]:
+    """The launcher settings behind ``reason``: those that exceed what ``sinfo`` says the partition has.
+
+    Falls back to every setting the reason can stand for when ``sinfo`` cannot tell.
+
+    Example::
+
+        >>> at_fault({"timeout_min": 60}, "PartitionTimeLimit")
+        ('timeout_min',)
+    """
+    candidates = NEVER_STARTS.get(reason, REQUEST)
+    partition = ["-p", str(params["partition"])] if params.get("partition") else []
+    try:
+        listing = subprocess.run(
+            ["sinfo", "-h", *partition, "-o", "%D %c %m %G"], capture_output=True, text=True, timeout=30
+        ).stdout.split()
+        nodes, cpus, memory_mb, gres = int(listing[0]), int(listing[1]), int(listing[2]), listing[3]
+    except (OSError, subprocess.TimeoutExpired, IndexError, ValueError):
+        return candidates
+    gpus = int(gres.rsplit(":", 1)[-1]) if gres.startswith("gpu") and gres[-1].isdigit() else 0
+    tasks = int(params.get("tasks_per_node") or 1)
+    too_big = {
+        "nodes": int(params.get("nodes") or 1) > nodes,
+        "tasks_per_node": tasks > cpus,
+        "cpus_per_task": tasks * int(params.get("cpus_per_task") or 1) > cpus,
+        "mem_gb": int(params.get("mem_gb") or 0) * 1024 > memory_mb,
+        "gpus_per_node": int(params.get("gpus_per_node") or 0) > gpus,
+    }
+    return tuple(key for key in candidates if too_big.get(key)) or candidates
+
+
+def settings(params: dict[str, Any], keys: Sequence[str]) -> str:
+    return ", ".join(f"hydra.launcher.{key}={params.get(key)}" for key in keys)
+
+
+def pending_reasons(job_ids: Sequence[str]) -> dict[str, str]:
+    """``{job id: reason}`` of the given jobs that SLURM holds PENDING (``squeue``); empty if it cannot say.
+
+    Example::
+
+        >>> pending_reasons([])
+        {}
+    """
+    if not job_ids:
+        return {}
+    try:
+        listing = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "PENDING", "-o", "%i %r", "-j", ",".join(job_ids)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return dict(line.split(maxsplit=1) for line in listing.splitlines() if len(line.split()) == 2)

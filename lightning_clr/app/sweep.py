@@ -1,0 +1,214 @@
+"""A Hydra callback that keeps a multirun going past failed jobs and ends it with a summary table.
+
+Hydra's sweepers stop at the first failed job: the basic sweeper re-raises it after its batch, so later
+batches never run and no ``on_multirun_end`` callback sees the jobs that did. :class:`SweepSummary`
+records every job in its own folder (``sweep_job.json``: overrides, status, best validation accuracy and
+the epoch it was reached, wall time, error), logs a failed job's traceback to that job's log and hands the
+sweeper NaN instead of the exception, so the remaining jobs run (an Optuna sweeper records the trial as
+failed). At the end of the multirun it writes ``summary.csv`` into the sweep folder, prints the table, and
+exits with status 1 naming the failed jobs, if any.
+
+Switched on in ``conf/hydra/default.yaml``; outside multirun it does nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "sweep_job.json"
+#: When the job's first segment started (a requeued job runs in several), in the job's folder.
+STARTED_FILE = ".sweep_job_started"
+SUMMARY_FILE = "summary.csv"
+#: Longest job folder name (bytes) before :func:`short_dirname` shortens it; file systems allow 255.
+MAX_DIRNAME = 200
+COLUMNS = ("job", "overrides", "status", "best_val_acc", "best_epoch", "wall_s", "error")
+
+
+class SweepSummary(Callback):
+    """Record each job of a multirun, survive failures, and summarise the sweep at its end.
+
+    Args:
+        metric: the validation metric whose best value (and its epoch) the table reports.
+
+    Example (``conf/hydra/default.yaml``)::
+
+        callbacks:
+          sweep_summary:
+            _target_: lightning_clr.app.sweep.SweepSummary
+            metric: val_acc
+    """
+
+    def __init__(self, metric: str = "val_acc") -> None:
+        self.metric = metric
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode == RunMode.MULTIRUN and _rank_zero():
+            mark_started(Path(config.hydra.runtime.output_dir))
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN or not _rank_zero():
+            return
+        output_dir = Path(config.hydra.runtime.output_dir)
+        error = ""
+        try:
+            _ = job_return.return_value  # re-raises the job's exception
+        except Exception as exception:
+            number = config.hydra.job.num
+            log.error("job %s failed", number, exc_info=(type(exception), exception, exception.__traceback__))
+            first_line = (str(exception).strip().splitlines() or [""])[0]
+            error = f"{type(exception).__name__}: {first_line}"
+            job_return.status = JobStatus.COMPLETED
+            job_return.return_value = math.nan
+        write_record(
+            output_dir, int(config.hydra.job.num), config.hydra.job.override_dirname, self.metric, error
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = read_records(sweep_dir)
+        write_csv(records, sweep_dir / SUMMARY_FILE)
+        from rich.console import Console
+
+        Console().print(table(records, f"{sweep_dir / SUMMARY_FILE}"))
+        failed = [record for record in records if record["status"] != "completed"]
+        if failed:
+            names = ", ".join(f"{r['job']} ({r['overrides']}): {r['error']}" for r in failed)
+            raise SystemExit(f"error: {len(failed)} of {len(records)} jobs failed: {names}")
+
+
+def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
+    """``name`` if it is at most ``limit`` bytes, else its start and a hash of the whole.
+
+    Registered as the ``short_dirname`` resolver for ``hydra.sweep.subdir``: an Optuna trial's full-precision
+    floats and a few more overrides would otherwise make the job folder's name too long to create.
+
+    Example::
+
+        >>> short_dirname("policy.step_size=2")
+        'policy.step_size=2'
+        >>> len(short_dirname("policy.base_lr=0.011401031390814081," * 10))
+        200
+    """
+    encoded = name.encode()
+    if len(encoded) <= limit:
+        return name
+    digest = hashlib.sha1(encoded).hexdigest()[:8]
+    return f"{encoded[: limit - 9].decode(errors='ignore')}~{digest}"
+
+
+OmegaConf.register_new_resolver("short_dirname", short_dirname, replace=True)
+
+
+def best_of(run_dir: Path, metric: str) -> dict[str, Any]:
+    """The best (highest) value of ``metric`` in a run's TensorBoard logs and the 0-based epoch it came at.
+
+    Example::
+
+        >>> best_of(Path("no/such/run"), "val_acc")
+        {'best_val_acc': None, 'best_epoch': None}
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    best: dict[str, Any] = {f"best_{metric}": None, "best_epoch": None}
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not one line per event file read
+    for event_dir in sorted({path.parent for path in run_dir.glob("**/events.out.tfevents.*")}):
+        accumulator = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()["scalars"]
+        if metric not in tags:
+            continue
+        epochs = {e.step: int(e.value) for e in accumulator.Scalars("epoch")} if "epoch" in tags else {}
+        top = max(accumulator.Scalars(metric), key=lambda event: event.value)
+        best = {f"best_{metric}": round(float(top.value), 6), "best_epoch": epochs.get(top.step)}
+    return best
+
+
+def mark_started(job_dir: Path) -> None:
+    """Note when the job started, unless an earlier segment of it (before a requeue) already did."""
+    path = job_dir / STARTED_FILE
+    if not path.is_file():
+        job_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{time.time():.3f}")
+
+
+def write_record(job_dir: Path, job: int, overrides: str, metric: str, error: str = "") -> dict[str, Any]:
+    """Write the job's ``sweep_job.json``: ``failed`` with ``error`` if one is given, else ``completed``.
+
+    ``wall_s`` runs from the start of the job's first segment, so it covers every segment of a requeued job.
+
+    Example::
+
+        >>> import tempfile
+        >>> write_record(Path(tempfile.mkdtemp()), 3, "seed=1", "val_acc", "SLURM CANCELLED by 0")["status"]
+        'failed'
+    """
+    started = job_dir / STARTED_FILE
+    wall_s = round(time.time() - float(started.read_text()), 1) if started.is_file() else None
+    record: dict[str, Any] = {
+        "job": job,
+        "overrides": overrides,
+        "status": "failed" if error else "completed",
+        **best_of(job_dir, metric),
+        "wall_s": wall_s,
+        "error": error,
+    }
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / JOB_FILE).write_text(json.dumps(record, indent=2))
+    return record
+
+
+def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job record under ``sweep_dir``, in job order."""
+    records = [json.loads(path.read_text()) for path in sweep_dir.glob(f"*/{JOB_FILE}")]
+    return sorted(records, key=lambda record: record["job"])
+
+
+def write_csv(records: list[dict[str, Any]], path: Path) -> None:
+    """Write the records as a CSV table, one row per job, the metric column named as recorded."""
+    columns = list(records[0]) if records else list(COLUMNS)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def table(records: list[dict[str, Any]], title: str) -> Table:
+    """The records as a rich table for the terminal."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    columns = list(records[0]) if records else list(COLUMNS)
+    result = Table(title=title)
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    for record in records:
+        result.add_row(*("" if record[c] is None else escape(str(record[c])) for c in columns))
+    return result
+
+
+def _rank_zero() -> bool:
+    """Whether this process is rank zero of its job (the one that records it), as Lightning decides.
+
+    Lightning is imported here, not with the module: Hydra builds this callback for every run, and a bad
+    config is to be reported before Lightning loads.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return bool(rank_zero_only.rank == 0)  # type: ignore[attr-defined]

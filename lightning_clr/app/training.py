@@ -1,0 +1,297 @@
+"""The task behind ``scripts/train.py``: composed config -> validated components -> ``Trainer.fit``.
+
+Importable and testable without Hydra's command line: ``build_run(cfg)`` does every check and every
+instantiation (so a bad config fails before any training), ``train(cfg)`` fits and returns the final
+metrics, ``main(cfg)`` is what the script calls and turns a :class:`ConfigError` into one line on stderr
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import lightning.pytorch as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_clr.app.checks import check_run
+from lightning_clr.app.cli import fail, in_multirun
+from lightning_clr.app.config import (
+    ConfigError,
+    build,
+    build_cyclic_lr,
+    build_optimizer,
+    build_range_test,
+    keyed,
+)
+from lightning_clr.app.data import DatasetMissingError
+from lightning_clr.app.distributed import distributed_job
+from lightning_clr.app.hparams import hparams, log_hparams
+from lightning_clr.app.models import ClassificationModule
+from lightning_clr.callback import CyclicLR, SetupError
+from lightning_clr.compat import fit_resume_options
+from lightning_clr.guards import NonFiniteLossError
+from lightning_clr.range_test import LRRangeTest
+from lightning_clr.suggest import Bounds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """Everything ``Trainer.fit`` needs, built and checked."""
+
+    trainer: pl.Trainer
+    module: ClassificationModule
+    datamodule: pl.LightningDataModule
+    cyclic_lr: CyclicLR | None
+    ckpt_path: str | None
+
+
+def build_run(cfg: DictConfig, with_policy: bool = True) -> Run:
+    """Instantiate every component of ``cfg``, raising :class:`ConfigError` on the first bad value.
+
+    ``with_policy=False`` leaves the ``policy`` group out (no CyclicLR callback): the range test script.
+    """
+    check_run(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    cyclic_lr = build_cyclic_lr(cfg.policy) if with_policy and cfg.get("policy") is not None else None
+    datamodule = build("dataset", cfg.dataset)
+    net = build("model", cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes)
+    module = ClassificationModule(
+        net=net, optimizer=build_optimizer(cfg.optimizer), num_classes=datamodule.num_classes
+    )
+    named = {name: build(f"callbacks.{name}", node) for name, node in (cfg.get("callbacks") or {}).items()}
+    tester = build_range_test(cfg.range_test, output_dir=cfg.paths.output_dir)  # checked even if unused
+    _check_monitors(cfg, named, tester)
+    callbacks = list(named.values())
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
+    if cyclic_lr is not None:
+        if cyclic_lr.pending:  # `auto` bounds: the range test at fit start supplies them
+            callbacks.append(tester)
+        callbacks.append(cyclic_lr)
+    loggers = [build(f"logger.{name}", node) for name, node in (cfg.get("logger") or {}).items()]
+    trainer = build("trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return Run(trainer, module, datamodule, cyclic_lr, _checkpoint(cfg, module))
+
+
+def range_test(cfg: DictConfig) -> Bounds:
+    """Run the ``range_test`` group's LR range test on the configured model and data; write its files.
+
+    Writes ``range_test.png``, ``range_test.csv`` and ``range_test_bounds.yaml`` into the run dir, logs the
+    curve and figure to TensorBoard, prints the overrides that hand the bounds to ``train.py``, and returns
+    the bounds. Nothing is trained for real: the model is restored after the test.
+    """
+    run = build_run(cfg, with_policy=False)
+    tester = build_range_test(cfg.range_test, output_dir=cfg.paths.output_dir, update=())
+    run.trainer.callbacks = [tester, *run.trainer.callbacks]  # type: ignore[attr-defined]
+    tester.stop_after_test = True
+    run.trainer.fit(run.module, datamodule=run.datamodule)
+    assert tester.bounds is not None
+    bounds = tester.bounds
+    print(f"files in {cfg.paths.output_dir}: range_test.png, range_test.csv, range_test_bounds.yaml")
+    print(f"train with:  {train_command(bounds)}")
+    return bounds
+
+
+def train_command(bounds: Bounds) -> str:
+    """The command that trains what the range test just tested, with its bounds.
+
+    Every override of this run is kept (dataset, model, optimizer, ...), except the range test's own, Hydra's
+    and the policy arguments the bounds replace.
+    """
+    found = {"policy.base_lr": f"{bounds.base_lr:.4g}", "policy.max_lr": f"{bounds.max_lr:.4g}"}
+    if bounds.step_size is not None:
+        found["policy.step_size"] = str(bounds.step_size)
+    given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    kept = [
+        override
+        for override in given
+        if not override.lstrip("+~").startswith(("range_test.", "range_test=", "hydra."))
+        and override.lstrip("+~").split("=", 1)[0] not in found
+    ]
+    program = "clr-train" if Path(sys.argv[0]).name == "clr-range-test" else "python scripts/train.py"
+    return " ".join([program, *(shlex.quote(o) for o in kept), *(f"{k}={v}" for k, v in found.items())])
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Build and fit; return the final metrics (``trainer.callback_metrics`` as floats)."""
+    with distributed_job():
+        run = build_run(cfg)
+        fit = {"datamodule": run.datamodule, "ckpt_path": run.ckpt_path, **fit_resume_options()}
+        run.trainer.fit(run.module, **fit)
+        metrics = {name: float(value) for name, value in run.trainer.callback_metrics.items()}
+        log.info("final metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+        log_hparams(run.trainer, hparams(cfg, run.cyclic_lr), metrics)
+    return metrics
+
+
+def main(cfg: DictConfig) -> float | None:
+    """What ``scripts/train.py`` runs: train, print a bad config as one line, return the optimized metric."""
+    log_to_run_file()
+    with one_line_errors():
+        metrics = train(cfg)
+    metric = cfg.get("optimized_metric")
+    return metrics.get(metric) if metric else None
+
+
+def range_test_main(cfg: DictConfig) -> None:
+    """What ``scripts/range_test.py`` runs."""
+    log_to_run_file()
+    with one_line_errors():
+        range_test(cfg)
+
+
+def log_to_run_file() -> None:
+    """Put Lightning's messages and every warning in the run's log file, beside this package's own.
+
+    Hydra writes the root logger to ``<run dir>/training.log``, but Lightning's loggers do not propagate to
+    it and warnings go to stderr only; both are added to the file (the console output is unchanged).
+    """
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    if not files:
+        return
+    for name in ("lightning.pytorch", "lightning.fabric", "py.warnings"):
+        logger = logging.getLogger(name)
+        for handler in files:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+    logging.getLogger("py.warnings").propagate = False  # the file only: stderr still gets the warning
+    shown = warnings.showwarning
+
+    def show_and_log(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        shown(message, category, filename, lineno, file, line)
+        logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
+
+    if getattr(shown, "__name__", "") != "show_and_log":
+        warnings.showwarning = show_and_log
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Report a bad configuration as ``error: <message>`` on stderr and exit with status 2.
+
+    Besides :class:`ConfigError`, the settings only training can reject (CyclicLR's :class:`SetupError`, a
+    data set that is missing and cannot be downloaded) are bad configurations too. A NaN/inf loss stopped
+    by :class:`~lightning_clr.guards.NonFiniteGuard` is reported the same way, with status 1.
+    """
+    try:
+        yield
+    except (ConfigError, SetupError, DatasetMissingError, NonFiniteLossError) as error:
+        if in_multirun():  # one job of a sweep: let the sweep record it and run the others
+            raise
+        if isinstance(error, SetupError):
+            error = keyed("policy", error)
+        elif isinstance(error, DatasetMissingError):
+            error = keyed("dataset", error)
+        log.error("error: %s", error)
+        fail(str(error), 1 if isinstance(error, NonFiniteLossError) else 2)
+
+
+def _check_monitors(cfg: DictConfig, callbacks: dict[str, Any], tester: LRRangeTest) -> None:
+    """Every metric a callback, the range test or the sweeper watches is one the model logs."""
+    logged = ClassificationModule.FIT_METRICS
+    for name, callback in callbacks.items():
+        monitor = getattr(callback, "monitor", None)
+        if monitor is not None and monitor not in logged:
+            raise ConfigError(
+                f"callbacks.{name}.monitor={monitor!r} is not a metric the model logs; choose one of: "
+                + ", ".join(logged)
+            )
+    watched = tester.config.monitor
+    if watched != "loss" and watched not in ClassificationModule.VALIDATION_METRICS:
+        choices = ", ".join(("loss", *ClassificationModule.VALIDATION_METRICS))
+        raise ConfigError(
+            f"range_test.monitor={watched!r} is not a metric the test can watch; choose one of: {choices}"
+        )
+    optimized = cfg.get("optimized_metric")
+    if optimized is not None and optimized not in logged:
+        raise ConfigError(
+            f"optimized_metric={optimized!r} is not a metric the model logs; choose one of: "
+            + ", ".join(logged)
+        )
+
+
+def checkpoint_file(cfg: DictConfig) -> Path | None:
+    """The file ``ckpt_path`` names: ``last`` is ``<run dir>/checkpoints/last.ckpt``; None without one."""
+    path = cfg.get("ckpt_path")
+    if path is None:
+        return None
+    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt" if path == "last" else Path(path)
+
+
+def _checkpoint(cfg: DictConfig, module: pl.LightningModule) -> str | None:
+    """``ckpt_path``: a file, or ``last`` for ``<run dir>/checkpoints/last.ckpt`` (fresh start if absent)."""
+    path = cfg.get("ckpt_path")
+    if path is None:
+        return None
+    if path == "last":
+        last = checkpoint_file(cfg)
+        assert last is not None
+        if not last.is_file():
+            log.warning("ckpt_path=last: no %s yet, starting from scratch", last)
+            return None
+        _check_checkpoint(last, module)
+        return str(last)
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path={path!r} is not a file (give a checkpoint file, or `last`)")
+    _check_checkpoint(path, module)
+    return str(path)
+
+
+def _check_checkpoint(path: str | Path, module: pl.LightningModule) -> None:
+    """Load ``path`` as fit will (``weights_only=True``), so a bad file or another model's fails now."""
+    with open(path, "rb") as file:
+        magic = file.read(2)
+    if magic not in (b"PK", b"\x80\x02"):  # torch.save's zip archive, or its legacy pickle
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is not a checkpoint: not a file written by torch.save "
+            "(give a .ckpt file that Lightning saved, or `last`)"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"ckpt_path={str(path)!r} is not a readable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"ckpt_path={str(path)!r} is not a Lightning checkpoint (no state_dict)")
+    mismatch = _weights_mismatch(checkpoint["state_dict"], module.state_dict())
+    if mismatch:
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} holds the weights of another model ({mismatch}): resume with the "
+            "model, dataset and config it was trained with"
+        )
+
+
+def _weights_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """How ``saved`` weights differ from the model's, in a few words, or None when they fit."""
+    missing = [key for key in expected if key not in saved]
+    if missing:
+        return f"no {missing[0]!r}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+    unexpected = [key for key in saved if key not in expected]
+    if unexpected:
+        return f"an unknown {unexpected[0]!r}" + (
+            f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
+        )
+    for key, value in expected.items():
+        if tuple(saved[key].shape) != tuple(value.shape):
+            return f"{key!r} has shape {tuple(saved[key].shape)}, the model's {tuple(value.shape)}"
+    return None

@@ -8,6 +8,9 @@ numpy; ``import lightning_clr`` registers nothing with Hydra. The Hydra app (``c
 >>> from lightning_clr.policies import Triangular
 >>> callback = CyclicLR(Triangular(base_lr=0.001, max_lr=0.006, step_size=2000))
 
+Outside Lightning's ``Trainer`` (a plain loop, Fabric, Hugging Face), :class:`PolicyLR` is the same policy as
+a ``torch.optim.lr_scheduler.LRScheduler``.
+
 The names below are imported on first use, so ``import lightning_clr`` (and the app's start-up checks,
 which need only the policies) costs no torch or Lightning import.
 """
@@ -21,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lightning_clr import policies
     from lightning_clr.callback import CyclicLR
+    from lightning_clr.param_groups import SetupError
     from lightning_clr.policies import ExpRange, Fixed, OneCycle, Policy, Triangular, Triangular2
     from lightning_clr.range_test import CLRTuner, LRRangeTest, RangeTestResult
+    from lightning_clr.scheduler import PolicyLR
     from lightning_clr.suggest import Bounds
 
 #: Each public name and the module that defines it.
@@ -35,7 +40,9 @@ _EXPORTS = {
     "LRRangeTest": "lightning_clr.range_test",
     "OneCycle": "lightning_clr.policies",
     "Policy": "lightning_clr.policies",
+    "PolicyLR": "lightning_clr.scheduler",
     "RangeTestResult": "lightning_clr.range_test",
+    "SetupError": "lightning_clr.param_groups",
     "Triangular": "lightning_clr.policies",
     "Triangular2": "lightning_clr.policies",
 }
@@ -49,7 +56,9 @@ __all__ = [
     "LRRangeTest",
     "OneCycle",
     "Policy",
+    "PolicyLR",
     "RangeTestResult",
+    "SetupError",
     "Triangular",
     "Triangular2",
     "policies",
@@ -67,3 +76,7 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'lightning_clr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

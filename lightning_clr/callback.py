@@ -17,18 +17,23 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, Timer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.optim import Optimizer
 
+from lightning_clr.param_groups import (
+    BASE_MOMENTUM,
+    MAX_MOMENTUM,
+    SetupError,
+    check_cyclable_momentum,
+    check_param_groups,
+    group_scales,
+    momentum_at,
+    set_momentum,
+)
 from lightning_clr.policies import Policy, check_momentum_bounds
 from lightning_clr.run_length import SteppingPattern, manual_run_steps, optimizer_steps_per_epoch, run_steps
 
-_MOMENTUM_KEYS = ("betas", "momentum")
 # Resolved values and the configured arguments they were derived from.
 _DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs", "cycles")}
 # A stream has no epoch end: how many of its batches show how the optimizers step (manual optimization).
 _STREAM_BATCHES_SEEN = 1000
-
-
-class SetupError(ValueError):
-    """A setting that can only be rejected once training starts (it needs the optimizer or the data)."""
 
 
 @dataclass
@@ -104,8 +109,8 @@ class CyclicLR(Callback):
         self,
         policy: Policy | Sequence[Policy],
         cycle_momentum: bool = False,
-        base_momentum: float = 0.85,
-        max_momentum: float = 0.95,
+        base_momentum: float = BASE_MOMENTUM,
+        max_momentum: float = MAX_MOMENTUM,
         pending: Collection[str] = (),
     ) -> None:
         policies = (policy,) if isinstance(policy, Policy) else tuple(policy)
@@ -203,9 +208,9 @@ class CyclicLR(Callback):
                 "configure_optimizers returns them"
             )
         for policy, optimizer in zip(self._per_optimizer(len(optimizers)), optimizers, strict=True):
-            _check_param_groups(policy, optimizer)
+            check_param_groups(policy, optimizer)
             if self.cycle_momentum:
-                _check_momentum(optimizer)
+                check_cyclable_momentum(optimizer)
         if trainer.lr_scheduler_configs:
             rank_zero_warn(
                 "CyclicLR sets the LR at every step, but configure_optimizers also returned an LR scheduler;"
@@ -429,18 +434,14 @@ class CyclicLR(Callback):
         metrics: dict[str, float] = {}
         momentum = None
         if self.cycle_momentum:
-            spread = self.max_momentum - self.base_momentum
-            momentum = self.max_momentum - spread * policy.momentum_scale(step)
+            momentum = momentum_at(policy, step, self.base_momentum, self.max_momentum)
         for index, group in enumerate(plan.optimizer.param_groups):
             lr_name, momentum_name = plan.names[index]
             lr = policy(step, index) * plan.scales[index]
             group["lr"] = lr
             metrics[lr_name] = lr
             if momentum is not None:
-                if "betas" in group:
-                    group["betas"] = (momentum, group["betas"][1])
-                else:
-                    group["momentum"] = momentum
+                set_momentum(group, momentum)
                 metrics[momentum_name] = momentum
         cycle = getattr(policy, "cycle", None)
         if cycle is not None:
@@ -461,8 +462,7 @@ class CyclicLR(Callback):
         lengths = lengths or [None] * len(optimizers)
         plans = []
         for j, (policy, optimizer, length) in enumerate(zip(policies, optimizers, lengths, strict=True)):
-            lrs = [float(group["lr"]) for group in optimizer.param_groups]
-            scales = [1.0] * len(lrs) if policy.num_groups is not None else [lr / max(lrs) for lr in lrs]
+            scales = group_scales(policy, [float(group["lr"]) for group in optimizer.param_groups])
             cycle_name = "cycle" if len(optimizers) == 1 else f"cycle/opt{j}"
             plans.append(_Plan(optimizer, policy, scales, names[j], cycle_name, length))
         return plans
@@ -536,31 +536,6 @@ class CyclicLR(Callback):
         state = dict(self.__dict__)
         state["_plans"] = []  # optimizers are the fit's, not the callback's
         return state
-
-
-def _check_param_groups(policy: Policy, optimizer: Optimizer) -> None:
-    groups = policy.num_groups
-    if groups is not None and groups != len(optimizer.param_groups):
-        raise SetupError(
-            f"the policy has per-group bounds for {groups} param groups, but "
-            f"{type(optimizer).__name__} has {len(optimizer.param_groups)}"
-        )
-
-
-def _check_momentum(optimizer: Optimizer) -> None:
-    for group in optimizer.param_groups:
-        key = next((k for k in _MOMENTUM_KEYS if k in group), None)
-        name = type(optimizer).__name__
-        if key is None:
-            raise SetupError(
-                f"cycle_momentum=True, but {name} has no momentum to cycle (no 'momentum' or 'betas' in its "
-                "param groups): use SGD, RMSprop or an Adam-family optimizer, or set cycle_momentum=False"
-            )
-        if key == "momentum" and not group["momentum"]:
-            raise SetupError(
-                f"cycle_momentum=True, but {name} was built with momentum=0: cycling would silently switch "
-                "momentum on. Give the optimizer a momentum (e.g. 0.9) or set cycle_momentum=False"
-            )
 
 
 def _series_names(optimizers: Sequence[Optimizer]) -> list[list[tuple[str, str]]]:

@@ -18,8 +18,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
-from lightning_clr import CyclicLR
-from lightning_clr.callback import SetupError
+from lightning_clr import CyclicLR, SetupError
 from lightning_clr.policies import OneCycle, Policy, Triangular, Triangular2
 from lightning_clr.run_length import SteppingPattern, manual_run_steps, run_steps
 from tests.test_callback import Recorder, Tiny, fit

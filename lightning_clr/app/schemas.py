@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from lightning_clr.app.slurm import gpus_per_node
 
 _PLAIN = (int, float, bool, str)
 
@@ -123,7 +126,9 @@ def _trainer_parameters_from_source(exclude: Collection[str]) -> list[tuple[str,
 
 
 def register() -> None:
-    """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore."""
+    """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore, and the
+    app's resolver ``gpus_per_node`` (``conf/strategy/slurm.yaml``) with OmegaConf."""
+    OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)
     store = ConfigStore.instance()
     store.store(group="trainer", name="schema", node=trainer_schema())
     store.store(group="range_test", name="schema", node=range_test_schema())

@@ -22,8 +22,6 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from omegaconf import OmegaConf
-
 #: Pending reasons after which SLURM never starts the job, and the launcher settings each points to.
 NEVER_STARTS = {
     "PartitionConfig": ("nodes", "tasks_per_node", "cpus_per_task", "mem_gb", "gpus_per_node", "partition"),
@@ -49,9 +47,6 @@ def gpus_per_node(accelerator: str, devices: Any) -> int | None:
         (4, None)
     """
     return int(devices) if str(accelerator) in ("gpu", "cuda") else None
-
-
-OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)
 
 
 def at_fault(params: dict[str, Any], reason: str) -> tuple[str, ...]:

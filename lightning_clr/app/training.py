@@ -38,9 +38,10 @@ from lightning_clr.app.data import DatasetMissingError
 from lightning_clr.app.distributed import distributed_job
 from lightning_clr.app.hparams import hparams, log_hparams
 from lightning_clr.app.models import ClassificationModule
-from lightning_clr.callback import CyclicLR, SetupError
+from lightning_clr.callback import CyclicLR
 from lightning_clr.compat import fit_resume_options
 from lightning_clr.guards import NonFiniteLossError
+from lightning_clr.param_groups import SetupError
 from lightning_clr.range_test import LRRangeTest
 from lightning_clr.suggest import Bounds
 

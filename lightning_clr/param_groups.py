@@ -1,0 +1,108 @@
+"""How a policy's values reach an optimizer's param groups: the rules :class:`~lightning_clr.CyclicLR` and
+:class:`~lightning_clr.PolicyLR` share.
+
+* **The group ratio**: with scalar bounds, the bounds are those of the group(s) with the largest starting
+  ``lr`` and every other group keeps its ratio to it; per-group bounds give each group its own values.
+* **Momentum** cycles inversely to the LR, between ``max_momentum`` (LR at its low end) and ``base_momentum``
+  (LR at its peak), in ``momentum`` (SGD, RMSprop) or ``betas[0]`` (the Adam family).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch.optim import Optimizer
+
+from lightning_clr.policies import Policy
+
+__all__ = [
+    "BASE_MOMENTUM",
+    "MAX_MOMENTUM",
+    "SetupError",
+    "check_cyclable_momentum",
+    "check_param_groups",
+    "group_scales",
+    "momentum_at",
+    "set_momentum",
+]
+
+BASE_MOMENTUM = 0.85
+"""Momentum at the LR's peak, by default (Smith, 2018)."""
+MAX_MOMENTUM = 0.95
+"""Momentum at the LR's low end, by default."""
+
+_MOMENTUM_KEYS = ("betas", "momentum")
+
+
+class SetupError(ValueError):
+    """A setting that can only be rejected once training starts (it needs the optimizer or the data)."""
+
+
+def group_scales(policy: Policy, starting_lrs: Sequence[float]) -> list[float]:
+    """Each group's factor on the policy's LR: its starting LR over the largest one (scalar bounds), else 1.
+
+    Example::
+
+        >>> from lightning_clr.policies import Triangular
+        >>> group_scales(Triangular(0.001, 0.01, step_size=5), [0.001, 0.01])  # backbone, head
+        [0.1, 1.0]
+    """
+    if policy.num_groups is not None:
+        return [1.0] * len(starting_lrs)
+    largest = max(starting_lrs)
+    return [lr / largest for lr in starting_lrs]
+
+
+def momentum_at(policy: Policy, step: int, base_momentum: float, max_momentum: float) -> float:
+    """The momentum of optimizer step ``step``: high where the LR is low.
+
+    Example::
+
+        >>> from lightning_clr.policies import Triangular
+        >>> momentum_at(Triangular(0.001, 0.01, step_size=5), 5, BASE_MOMENTUM, MAX_MOMENTUM)  # the LR's peak
+        0.85
+    """
+    return max_momentum - (max_momentum - base_momentum) * policy.momentum_scale(step)
+
+
+def set_momentum(group: dict[str, object], momentum: float) -> None:
+    """Write ``momentum`` into a param group: ``betas[0]`` for the Adam family, else ``momentum``."""
+    if "betas" in group:
+        group["betas"] = (momentum, group["betas"][1])  # type: ignore[index]
+    else:
+        group["momentum"] = momentum
+
+
+def check_param_groups(policy: Policy, optimizer: Optimizer) -> None:
+    """Per-group bounds need one value per param group.
+
+    Raises:
+        SetupError: when their number differs from the optimizer's param groups.
+    """
+    groups = policy.num_groups
+    if groups is not None and groups != len(optimizer.param_groups):
+        raise SetupError(
+            f"the policy has per-group bounds for {groups} param groups, but "
+            f"{type(optimizer).__name__} has {len(optimizer.param_groups)}"
+        )
+
+
+def check_cyclable_momentum(optimizer: Optimizer) -> None:
+    """``cycle_momentum=True`` needs an optimizer with a momentum that is switched on.
+
+    Raises:
+        SetupError: for an optimizer without ``momentum`` or ``betas`` (Adagrad), or built with momentum 0.
+    """
+    for group in optimizer.param_groups:
+        key = next((k for k in _MOMENTUM_KEYS if k in group), None)
+        name = type(optimizer).__name__
+        if key is None:
+            raise SetupError(
+                f"cycle_momentum=True, but {name} has no momentum to cycle (no 'momentum' or 'betas' in its "
+                "param groups): use SGD, RMSprop or an Adam-family optimizer, or set cycle_momentum=False"
+            )
+        if key == "momentum" and not group["momentum"]:
+            raise SetupError(
+                f"cycle_momentum=True, but {name} was built with momentum=0: cycling would silently switch "
+                "momentum on. Give the optimizer a momentum (e.g. 0.9) or set cycle_momentum=False"
+            )

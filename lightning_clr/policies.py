@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from itertools import pairwise
-from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
+
+from lightning_clr.validation import fail, finite, integer, is_list, positive
 
 __all__ = [
     "ExpRange",
@@ -153,25 +154,27 @@ class Policy:
         arguments = self.params()
         for key, value in changes.items():
             if key not in arguments:
-                _fail(key, value, f"is not an argument of {type(self).__name__} ({', '.join(arguments)})")
+                fail(key, value, f"is not an argument of {type(self).__name__} ({', '.join(arguments)})")
         changes = self._precedence(changes)
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # every subclass is a dataclass
 
     def params(self) -> dict[str, Any]:
-        """The constructor arguments as plain Python values (per-group bounds as lists)."""
-        return {
-            field.name: _plain(getattr(self, field.name))
-            for field in dataclasses.fields(self)  # type: ignore[arg-type]
-        }
+        """The constructor arguments as plain values (per-group bounds as lists), in signature order."""
+        return {field.name: _plain(getattr(self, field.name)) for field in self._fields()}
 
     def __repr__(self) -> str:
         """The constructor call, leaving out arguments at their defaults."""
         arguments = ", ".join(
             f"{field.name}={_plain(getattr(self, field.name))!r}"
-            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+            for field in self._fields()
             if getattr(self, field.name) != field.default
         )
         return f"{type(self).__name__}({arguments})"
+
+    def _fields(self) -> list[dataclasses.Field[Any]]:
+        """The constructor's fields in the order of its signature: positional, then keyword-only."""
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]  # every subclass is a dataclass
+        return sorted(fields, key=lambda field: field.kw_only is True)
 
 
 class WholeCycles(NamedTuple):
@@ -187,21 +190,27 @@ class WholeCycles(NamedTuple):
     """The whole-cycle run length nearest to ``total_steps`` (at least one cycle)."""
 
 
+@dataclass(frozen=True, repr=False)
 class _CyclicPolicy(Policy):
-    """Smith's triangle, written once; subclasses choose the amplitude with :meth:`scale`."""
+    """Smith's triangle, written once; subclasses choose the amplitude with :meth:`scale`.
+
+    The fields every cyclic policy takes are declared here; a subclass adds its own positional ones after
+    ``step_size`` (``step_size_down``, and ``gamma`` before it for :class:`ExpRange`).
+    """
 
     base_lr: Bounds
     max_lr: Bounds
     step_size: int | None
-    step_size_down: int | None
-    step_size_epochs: float | None
-    cycles: float | None
-    final_anneal: float
-    final_div_factor: float
-    total_steps: int | None
+    _: KW_ONLY
+    step_size_epochs: float | None = None
+    cycles: float | None = None
+    final_anneal: float = 0.0
+    final_div_factor: float = 100.0
+    total_steps: int | None = None
 
-    _bounds: tuple[tuple[float, float], ...]
-    """(base_lr, max_lr) per param group, set in ``__post_init__``."""
+    if TYPE_CHECKING:  # a field of each subclass, in its own place in the signature
+        step_size_down: int | None
+    _bounds: ClassVar[tuple[tuple[float, float], ...]]  # (base_lr, max_lr) per group, set per instance
 
     def __post_init__(self) -> None:
         _set(self, "_bounds", _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr))
@@ -214,38 +223,38 @@ class _CyclicPolicy(Policy):
             if getattr(self, name) is not None
         }
         if not lengths:
-            _fail("step_size", None, "must be given when step_size_epochs and cycles are None (give one)")
+            fail("step_size", None, "must be given when step_size_epochs and cycles are None (give one)")
         if len(lengths) > 1:
             (name, value), *others = lengths.items()
             given = " and ".join(f"{key}={other!r}" for key, other in others)
-            _fail(
+            fail(
                 name,
                 value,
                 f"cannot be combined with {given} (give one of step_size, step_size_epochs, cycles)",
             )
         if self.step_size is not None:
-            _set(self, "step_size", _step_count("step_size", self.step_size))
+            _set(self, "step_size", integer("step_size", self.step_size))
         elif self.step_size_down is not None:
             key = "step_size_epochs" if self.step_size_epochs is not None else "cycles"
-            _fail(
+            fail(
                 "step_size_down",
                 self.step_size_down,
                 f"counts optimizer steps and cannot be combined with {key}={lengths[key]!r}: "
                 "give step_size in optimizer steps too",
             )
         if self.step_size_epochs is not None:
-            _set(self, "step_size_epochs", _positive("step_size_epochs", self.step_size_epochs))
+            _set(self, "step_size_epochs", positive("step_size_epochs", self.step_size_epochs))
         if self.cycles is not None:
-            _set(self, "cycles", _positive("cycles", self.cycles))
+            _set(self, "cycles", positive("cycles", self.cycles))
         if self.step_size_down is not None:
-            _set(self, "step_size_down", _step_count("step_size_down", self.step_size_down))
-        final_anneal = _number(self.final_anneal)
+            _set(self, "step_size_down", integer("step_size_down", self.step_size_down))
+        final_anneal = finite(self.final_anneal)
         if final_anneal is None or not 0 <= final_anneal < 1:
-            _fail("final_anneal", self.final_anneal, "must be a number in [0, 1) (a fraction of the run)")
+            fail("final_anneal", self.final_anneal, "must be a number in [0, 1) (a fraction of the run)")
         _set(self, "final_anneal", final_anneal)
-        _set(self, "final_div_factor", _positive("final_div_factor", self.final_div_factor))
+        _set(self, "final_div_factor", positive("final_div_factor", self.final_div_factor))
         if self.total_steps is not None:
-            _set(self, "total_steps", _step_count("total_steps", self.total_steps))
+            _set(self, "total_steps", integer("total_steps", self.total_steps))
 
     def scale(self, cycle: int, iteration: int) -> float:
         """The amplitude factor in cycle ``cycle`` (1-based) at ``iteration``."""
@@ -398,7 +407,7 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
         if not self.needs_resolution:
             return self
         if self.step_size_epochs is not None and steps_per_epoch is None:
-            _fail(
+            fail(
                 "step_size_epochs",
                 self.step_size_epochs,
                 "needs the optimizer steps per epoch, but steps_per_epoch=None (a train loader without "
@@ -415,8 +424,8 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
             changes.update(step_size=max(1, round(run / (2 * self.cycles))), cycles=None)  # type: ignore[operator]
         elif self.step_size is None:
             epochs = self.step_size_epochs
-            steps = _step_count(
-                "steps_per_epoch", steps_per_epoch, f" to resolve step_size_epochs={epochs!r}"
+            steps = integer(
+                "steps_per_epoch", steps_per_epoch, purpose=f" to resolve step_size_epochs={epochs!r}"
             )
             changes.update(step_size=max(1, round(epochs * steps)), step_size_epochs=None)  # type: ignore[operator]
         return self.replace(**changes)
@@ -484,16 +493,8 @@ class Triangular(_CyclicPolicy):
 
     name: ClassVar[str] = "triangular"
 
-    base_lr: Bounds
-    max_lr: Bounds
     step_size: int | None = None
     step_size_down: int | None = None
-    _: KW_ONLY
-    step_size_epochs: float | None = None
-    cycles: float | None = None
-    final_anneal: float = 0.0
-    final_div_factor: float = 100.0
-    total_steps: int | None = None
 
     def scale(self, cycle: int, iteration: int) -> float:
         return 1.0
@@ -544,17 +545,8 @@ class ExpRange(_CyclicPolicy):
 
     name: ClassVar[str] = "exp_range"
 
-    base_lr: Bounds
-    max_lr: Bounds
-    step_size: int | None
-    gamma: float
+    gamma: float  # type: ignore[misc]  # mypy misreads the inherited keyword-only fields as positional
     step_size_down: int | None = None
-    _: KW_ONLY
-    step_size_epochs: float | None = None
-    cycles: float | None = None
-    final_anneal: float = 0.0
-    final_div_factor: float = 100.0
-    total_steps: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -668,19 +660,19 @@ class OneCycle(Policy):
         _set(self, "num_groups", None if isinstance(peaks, float) else len(peaks))
         _set(self, "max_lr", _normalised(self.max_lr))
         if self.total_steps is not None:
-            _set(self, "total_steps", _step_count("total_steps", self.total_steps))
+            _set(self, "total_steps", integer("total_steps", self.total_steps))
         if not isinstance(self.three_phase, bool):
-            _fail("three_phase", self.three_phase, "must be True or False")
-        pct_start = _number(self.pct_start)
+            fail("three_phase", self.three_phase, "must be True or False")
+        pct_start = finite(self.pct_start)
         if pct_start is None or not 0 < pct_start < 1:
-            _fail("pct_start", self.pct_start, "must be a number in (0, 1)")
+            fail("pct_start", self.pct_start, "must be a number in (0, 1)")
         if self.three_phase and pct_start > 0.5:
-            _fail("pct_start", self.pct_start, "must be at most 0.5 when three_phase=True")
+            fail("pct_start", self.pct_start, "must be at most 0.5 when three_phase=True")
         _set(self, "pct_start", pct_start)
-        _set(self, "div_factor", _positive("div_factor", self.div_factor))
-        _set(self, "final_div_factor", _positive("final_div_factor", self.final_div_factor))
+        _set(self, "div_factor", positive("div_factor", self.div_factor))
+        _set(self, "final_div_factor", positive("final_div_factor", self.final_div_factor))
         if self.anneal_strategy not in ("cos", "linear"):
-            _fail("anneal_strategy", self.anneal_strategy, "must be 'cos' or 'linear'")
+            fail("anneal_strategy", self.anneal_strategy, "must be 'cos' or 'linear'")
 
         levels = []  # per param group, indexed by _START, _PEAK, _FINAL
         for peak in (peaks,) if isinstance(peaks, float) else peaks:
@@ -722,7 +714,7 @@ class OneCycle(Policy):
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+            return _cosine(start, end, pct)
         return (end - start) * pct + start
 
     def __call__(self, iteration: int, group: int = 0) -> float:
@@ -755,7 +747,7 @@ class OneCycle(Policy):
         if not self.needs_resolution:
             return self
         if total_steps is None:
-            _fail("total_steps", None, "must be given to resolve OneCycle(total_steps=None)")
+            fail("total_steps", None, "must be given to resolve OneCycle(total_steps=None)")
         return self.replace(total_steps=total_steps)
 
 
@@ -775,7 +767,7 @@ def check_momentum_bounds(base_momentum: Any, max_momentum: Any) -> None:
         ...
         ValueError: base_momentum=0.99 and max_momentum=0.9 must satisfy 0 <= base_momentum <= ...
     """
-    low, high = _number(base_momentum), _number(max_momentum)
+    low, high = finite(base_momentum), finite(max_momentum)
     if low is None or high is None or not 0.0 <= low <= high < 1.0:
         raise ValueError(
             f"base_momentum={base_momentum!r} and max_momentum={max_momentum!r} must satisfy "
@@ -783,36 +775,15 @@ def check_momentum_bounds(base_momentum: Any, max_momentum: Any) -> None:
         )
 
 
-def _fail(name: str, value: Any, rule: str) -> NoReturn:
-    raise ValueError(f"{name}={value!r} {rule}")
-
-
 def _set(policy: Policy, name: str, value: Any) -> None:
     """Set an attribute of a frozen policy while it is being constructed."""
     object.__setattr__(policy, name, value)
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a finite float, or None when it is not one (booleans and strings are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _positive(name: str, value: Any) -> float:
-    number = _number(value)
-    if number is None:
-        _fail(name, value, "must be a number > 0")
-    if number <= 0:
-        _fail(name, value, "must be > 0")
-    return number
-
-
 def _gamma(value: Any) -> float:
-    number = _number(value)
+    number = finite(value)
     if number is None or not 0 < number <= 1:
-        _fail("gamma", value, "must be in (0, 1]")
+        fail("gamma", value, "must be a number in (0, 1]")
     return number
 
 
@@ -827,34 +798,22 @@ def _cosine(start: float, end: float, pct: float) -> float:
 
 def _run_length(total_steps: Any, purpose: str) -> int:
     """The run's optimizer steps as an integer >= 1; an unbounded run (None, inf) is an error."""
-    number = _number(total_steps)
+    number = finite(total_steps)
     if number is None:
-        _fail("total_steps", total_steps, f"must be a finite number of optimizer steps{purpose}")
-    return _step_count("total_steps", number, purpose)
-
-
-def _step_count(name: str, value: Any, purpose: str = "") -> int:
-    """An integer >= 1 (an integral float such as 2000.0 is accepted)."""
-    number = _number(value)
-    if number is None or number < 1 or not number.is_integer():
-        _fail(name, value, f"must be an integer >= 1{purpose}")
-    return int(number)
-
-
-def _is_list(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+        fail("total_steps", total_steps, f"must be a finite number of optimizer steps{purpose}")
+    return integer("total_steps", number, purpose=purpose)
 
 
 def _lr_values(name: str, value: Any) -> float | tuple[float, ...]:
     """A positive LR, or a non-empty list of them (one per param group)."""
-    if not _is_list(value):
-        return _positive(name, value)
-    numbers_ = [_number(item) for item in value]
+    if not is_list(value):
+        return positive(name, value)
+    numbers_ = [finite(item) for item in value]
     if not numbers_:
-        _fail(name, value, "must not be empty (give one value per param group)")
+        fail(name, value, "must not be empty (give one value per param group)")
     for group, number in enumerate(numbers_):
         if number is None or number <= 0:
-            _fail(name, value, f"must hold numbers > 0 (group {group} is {value[group]!r})")
+            fail(name, value, f"must hold numbers > 0 (group {group} is {value[group]!r})")
     return tuple(numbers_)  # type: ignore[arg-type]
 
 
@@ -864,7 +823,7 @@ def _paired_bounds(base_name: str, base: Any, max_name: str, max_: Any) -> tuple
     maxes = _lr_values(max_name, max_)
     if isinstance(bases, tuple) and isinstance(maxes, tuple) and len(bases) != len(maxes):
         counts = f"({len(maxes)} != {len(bases)})"
-        _fail(max_name, max_, f"must have as many groups as {base_name}={base!r} {counts}")
+        fail(max_name, max_, f"must have as many groups as {base_name}={base!r} {counts}")
     groups = max(len(v) if isinstance(v, tuple) else 1 for v in (bases, maxes))
     pairs = tuple(
         (
@@ -876,30 +835,30 @@ def _paired_bounds(base_name: str, base: Any, max_name: str, max_: Any) -> tuple
     for group, (low, high) in enumerate(pairs):
         if low >= high:
             where = f" (group {group}: {low} >= {high})" if groups > 1 else ""
-            _fail(base_name, base, f"must be less than {max_name}={max_!r}{where}")
+            fail(base_name, base, f"must be less than {max_name}={max_!r}{where}")
     return pairs
 
 
 def _group_count(*bounds: Any) -> int | None:
-    lengths = [len(b) for b in bounds if _is_list(b)]
+    lengths = [len(b) for b in bounds if is_list(b)]
     return lengths[0] if lengths else None
 
 
 def _normalised(value: Any) -> float | tuple[float, ...]:
     """A validated bound as a float, or a tuple of floats (hashable, comparable)."""
-    return tuple(float(v) for v in value) if _is_list(value) else float(value)
+    return tuple(float(v) for v in value) if is_list(value) else float(value)
 
 
 def _milestones(value: Any) -> tuple[int, ...]:
     rule = "must be a list of strictly increasing integers >= 1"
-    if not _is_list(value):
-        _fail("milestones", value, rule)
-    numbers_ = [_number(item) for item in value]
+    if not is_list(value):
+        fail("milestones", value, rule)
+    numbers_ = [finite(item) for item in value]
     if any(n is None or n < 1 or not n.is_integer() for n in numbers_):
-        _fail("milestones", value, rule)
+        fail("milestones", value, rule)
     steps = tuple(int(n) for n in numbers_)  # type: ignore[arg-type]
     if any(a >= b for a, b in pairwise(steps)):
-        _fail("milestones", value, rule)
+        fail("milestones", value, rule)
     return steps
 
 

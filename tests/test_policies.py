@@ -452,13 +452,15 @@ def test_invalid_arguments_name_the_argument(make, argument: str) -> None:
     [
         (lambda: Triangular(0.5, 0.01, 10), "base_lr=0.5 must be less than max_lr=0.01"),
         (lambda: Triangular(0.001, 0.01, 0), "step_size=0 must be an integer >= 1"),
-        (lambda: ExpRange(0.001, 0.01, 10, 1.5), "gamma=1.5 must be in (0, 1]"),
-        (lambda: Triangular(-1.0, 0.01, 10), "base_lr=-1.0 must be > 0"),
+        (lambda: ExpRange(0.001, 0.01, 10, 1.5), "gamma=1.5 must be a number in (0, 1]"),
+        (lambda: Triangular(-1.0, 0.01, 10), "base_lr=-1.0 must be a finite number > 0"),
+        (lambda: Triangular(0.001, float("inf"), 10), "max_lr=inf must be a finite number > 0"),
+        (lambda: Triangular(float("nan"), 0.01, 10), "base_lr=nan must be a finite number > 0"),
         (
             lambda: Triangular(0.001, 0.01, 10, final_anneal=1),
             "final_anneal=1 must be a number in [0, 1) (a fraction of the run)",
         ),
-        (lambda: Triangular("abc", 0.01, 10), "base_lr='abc' must be a number > 0"),
+        (lambda: Triangular("abc", 0.01, 10), "base_lr='abc' must be a finite number > 0"),
         (
             lambda: Triangular([0.001, 0.02], 0.01, 10),
             "base_lr=[0.001, 0.02] must be less than max_lr=0.01 (group 1: 0.02 >= 0.01)",

@@ -583,11 +583,11 @@ def test_plot_shows_the_band():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"min_lr": 0.0}, "min_lr=0.0 must be a positive number"),
+        ({"min_lr": 0.0}, "min_lr=0.0 must be a finite number > 0"),
         ({"min_lr": 0.5, "max_lr": 0.1}, "max_lr=0.1 must be greater than min_lr=0.5"),
         ({"num_steps": 1}, "num_steps=1 must be an integer >= 2"),
         ({"num_steps": 10, "num_epochs": 2}, "num_steps=10 and num_epochs=2: give one"),
-        ({"num_epochs": -1}, "num_epochs=-1 must be a positive number"),
+        ({"num_epochs": -1}, "num_epochs=-1 must be a finite number > 0"),
         ({"mode": "cosine"}, "mode='cosine' must be one of"),
         ({"monitor": "val_acc", "monitor_mode": "up"}, "monitor_mode='up'"),
         ({"divergence_threshold": 0.5}, "divergence_threshold=0.5 must be a number > 1"),

@@ -17,15 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning_clr import compat
 from lightning_clr.range_test.loop import group_ratios, run_range_test
 from lightning_clr.range_test.result import RangeTestResult
-from lightning_clr.range_test.settings import (
-    DEFAULT_MIN_LR,
-    DEFAULT_MIN_STEPS,
-    DEFAULT_PASSES,
-    DEFAULT_WIDEN,
-    UPDATABLE,
-    RangeTestConfig,
-    span_end,
-)
+from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig, default, span_end
 from lightning_clr.suggest import Bounds
 
 if TYPE_CHECKING:
@@ -84,24 +76,10 @@ class LRRangeTest(Callback):
         ValueError: on an invalid argument (named, with its value and the rule). At fit start: manual
             optimization, several optimizers, a monitored metric without validation data or not logged.
 
-    Example::
+    Example (``Regression``, ``loader`` and ``quiet`` are the tiny model, data and trainer flags of the
+    :mod:`lightning_clr.range_test` example)::
 
         >>> import lightning as L
-        >>> import torch
-        >>> from torch.utils.data import DataLoader, TensorDataset
-        >>> class Regression(L.LightningModule):  # a tiny stand-in for your model: learn y = x.sum()
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.layer = torch.nn.Linear(8, 1)
-        ...     def training_step(self, batch, batch_idx):
-        ...         return torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1])
-        ...     def configure_optimizers(self):
-        ...         return torch.optim.SGD(self.parameters(), lr=0.01)
-        >>> _ = torch.manual_seed(0)
-        >>> x = torch.randn(512, 8)
-        >>> loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=32, shuffle=True)
-        >>> quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        ...              enable_model_summary=False)
         >>> from lightning_clr.callback import CyclicLR
         >>> from lightning_clr.policies import Triangular
         >>> from lightning_clr.range_test import LRRangeTest
@@ -118,20 +96,20 @@ class LRRangeTest(Callback):
 
     def __init__(
         self,
-        min_lr: float = DEFAULT_MIN_LR,
-        max_lr: float | None = None,
-        num_steps: int | None = None,
-        num_epochs: float | None = None,
-        mode: str = "linear",
-        monitor: str = "loss",
-        monitor_mode: str | None = None,
-        val_check_interval: int | None = None,
-        num_val_batches: int = 4,
-        divergence_threshold: float | None = 4.0,
-        beta: float | None = None,
-        passes: int = DEFAULT_PASSES,
-        min_steps: int = DEFAULT_MIN_STEPS,
-        widen: int = DEFAULT_WIDEN,
+        min_lr: float = default("min_lr"),
+        max_lr: float | None = default("max_lr"),
+        num_steps: int | None = default("num_steps"),
+        num_epochs: float | None = default("num_epochs"),
+        mode: str = default("mode"),
+        monitor: str = default("monitor"),
+        monitor_mode: str | None = default("monitor_mode"),
+        val_check_interval: int | None = default("val_check_interval"),
+        num_val_batches: int = default("num_val_batches"),
+        divergence_threshold: float | None = default("divergence_threshold"),
+        beta: float | None = default("beta"),
+        passes: int = default("passes"),
+        min_steps: int = default("min_steps"),
+        widen: int = default("widen"),
         update: str | Collection[str] = ("base_lr", "max_lr"),
         output_dir: str | Path | None = None,
         progress_bar: bool | None = None,
@@ -282,24 +260,10 @@ class CLRTuner:
     ``lightning_logs/`` is started and no other callback sees the test; the model, optimizer, RNG and
     counters are left as they were (see :mod:`lightning_clr.range_test.loop`).
 
-    Example::
+    Example (``Regression``, ``loader`` and ``quiet`` as in the :mod:`lightning_clr.range_test` example)::
 
         >>> import lightning as L
         >>> import torch
-        >>> from torch.utils.data import DataLoader, TensorDataset
-        >>> class Regression(L.LightningModule):  # a tiny stand-in for your model: learn y = x.sum()
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.layer = torch.nn.Linear(8, 1)
-        ...     def training_step(self, batch, batch_idx):
-        ...         return torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1])
-        ...     def configure_optimizers(self):
-        ...         return torch.optim.SGD(self.parameters(), lr=0.01)
-        >>> _ = torch.manual_seed(0)
-        >>> x = torch.randn(512, 8)
-        >>> loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=32, shuffle=True)
-        >>> quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        ...              enable_model_summary=False)
         >>> model = Regression()
         >>> before = model.layer.weight.clone()
         >>> tuner = CLRTuner(L.Trainer(max_epochs=4, **quiet))

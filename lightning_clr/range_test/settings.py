@@ -10,13 +10,15 @@ Example::
     >>> RangeTestConfig(mode="cubic")
     Traceback (most recent call last):
     ...
-    ValueError: mode='cubic' must be one of ('linear', 'exponential')
+    lightning_clr.validation.InvalidArgument: mode='cubic' must be one of ('linear', 'exponential')
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Any
+
+from lightning_clr.validation import fail, finite, integer, positive
 
 #: Policy arguments the test can supply (``auto`` in the ``policy`` config group).
 UPDATABLE = ("base_lr", "max_lr", "step_size")
@@ -43,7 +45,7 @@ class RangeTestConfig:
     """How to run a range test; the arguments are those of :class:`~lightning_clr.range_test.LRRangeTest`.
 
     Raises:
-        ValueError: naming the argument, its value and the rule.
+        InvalidArgument: naming the argument, its value and the rule.
     """
 
     min_lr: float = DEFAULT_MIN_LR
@@ -62,42 +64,49 @@ class RangeTestConfig:
     widen: int = DEFAULT_WIDEN
 
     def __post_init__(self) -> None:
-        _check_positive("min_lr", self.min_lr)
+        positive("min_lr", self.min_lr)
         if self.max_lr is not None:
-            _check_positive("max_lr", self.max_lr)
+            positive("max_lr", self.max_lr)
             if not self.max_lr > self.min_lr:
-                raise ValueError(f"max_lr={self.max_lr!r} must be greater than min_lr={self.min_lr!r}")
+                fail("max_lr", self.max_lr, f"must be greater than min_lr={self.min_lr!r}")
         if self.num_steps is not None and self.num_epochs is not None:
-            raise ValueError(
-                f"num_steps={self.num_steps!r} and num_epochs={self.num_epochs!r}: give one, not both"
-            )
+            fail("num_steps", self.num_steps, f"and num_epochs={self.num_epochs!r}: give one, not both")
         if self.num_steps is not None:
-            _check_int("num_steps", self.num_steps, 2)
+            object.__setattr__(self, "num_steps", integer("num_steps", self.num_steps, 2))
         elif self.num_epochs is None:
             object.__setattr__(self, "num_epochs", DEFAULT_EPOCHS)
         else:
-            _check_positive("num_epochs", self.num_epochs)
+            positive("num_epochs", self.num_epochs)
         if self.mode not in MODES:
-            raise ValueError(f"mode={self.mode!r} must be one of {MODES}")
+            fail("mode", self.mode, f"must be one of {MODES}")
         if not isinstance(self.monitor, str) or not self.monitor:
-            raise ValueError(f"monitor={self.monitor!r} must be 'loss' or the name of a validation metric")
+            fail("monitor", self.monitor, "must be 'loss' or the name of a validation metric")
         if self.monitor_mode is None:
             object.__setattr__(self, "monitor_mode", "min" if "loss" in self.monitor else "max")
         if self.monitor_mode not in ("min", "max"):
-            raise ValueError(f"monitor_mode={self.monitor_mode!r} must be 'min', 'max' or None")
+            fail("monitor_mode", self.monitor_mode, "must be 'min', 'max' or None")
         if self.monitor == "loss" and self.monitor_mode != "min":
-            raise ValueError(f"monitor_mode={self.monitor_mode!r} must be 'min' when monitor='loss'")
-        if self.val_check_interval is not None:
-            _check_int("val_check_interval", self.val_check_interval, 1)
-        _check_int("num_val_batches", self.num_val_batches, 1)
-        _check_int("passes", self.passes, 1)
-        _check_int("min_steps", self.min_steps, 2)
-        _check_int("widen", self.widen, 0)
+            fail("monitor_mode", self.monitor_mode, "must be 'min' when monitor='loss'")
+        counts = {"val_check_interval": 1, "num_val_batches": 1, "passes": 1, "min_steps": 2, "widen": 0}
+        for name, minimum in counts.items():
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, integer(name, getattr(self, name), minimum))
         threshold = self.divergence_threshold
-        if threshold is not None and not (_is_number(threshold) and threshold > 1):
-            raise ValueError(f"divergence_threshold={threshold!r} must be a number > 1 or None")
-        if self.beta is not None and not (_is_number(self.beta) and 0 <= self.beta < 1):
-            raise ValueError(f"beta={self.beta!r} must be a number in [0, 1) or None")
+        if threshold is not None and not ((finite(threshold) or 0) > 1):
+            fail("divergence_threshold", threshold, "must be a number > 1 or None")
+        if self.beta is not None and not 0 <= (finite(self.beta) or -1) < 1:
+            fail("beta", self.beta, "must be a number in [0, 1) or None")
+
+
+def default(name: str) -> Any:
+    """The default of a :class:`RangeTestConfig` setting, for signatures that take the same settings.
+
+    Example::
+
+        >>> default("passes"), default("mode")
+        (5, 'linear')
+    """
+    return RangeTestConfig.__dataclass_fields__[name].default
 
 
 def span_end(config: RangeTestConfig, optimizer_lr: float) -> float:
@@ -117,22 +126,10 @@ def span_end(config: RangeTestConfig, optimizer_lr: float) -> float:
         return config.max_lr
     max_lr = MAX_LR_FACTOR * optimizer_lr
     if not max_lr > config.min_lr:
-        raise ValueError(
-            f"max_lr=None spans up to {MAX_LR_FACTOR} x the optimizer's lr ({optimizer_lr!r}) = {max_lr!r}, "
-            f"not above min_lr={config.min_lr!r}: give max_lr"
+        fail(
+            "max_lr",
+            None,
+            f"spans up to {MAX_LR_FACTOR} x the optimizer's lr ({optimizer_lr!r}) = {max_lr!r}, not above "
+            f"min_lr={config.min_lr!r}: give max_lr",
         )
     return max_lr
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_positive(name: str, value: object) -> None:
-    if not (_is_number(value) and value > 0):  # type: ignore[operator]
-        raise ValueError(f"{name}={value!r} must be a positive number")
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")

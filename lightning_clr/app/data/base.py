@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import lightning as L
 import torch
@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_clr.resume import ResumableDataLoader
+from lightning_clr.validation import boolean, fail, finite, integer, is_list
 
 _Loader = TypeVar("_Loader", bound=DataLoader)
 
@@ -30,35 +31,20 @@ class Splits(NamedTuple):
     val_y: Tensor
 
 
-def check_int(name: str, value: object, minimum: int | None = None) -> int:
-    """Return ``value`` if it is an integer (not a bool) ``>= minimum``, else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        rule = "an integer" if minimum is None else f"an integer >= {minimum}"
-        raise ValueError(f"{name}={value!r} must be {rule}")
-    return value
-
-
 def check_fraction(name: str, value: object) -> float:
-    """Return ``value`` as a float if it lies strictly between 0 and 1, else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise ValueError(f"{name}={value!r} must be a number strictly between 0 and 1")
-    return float(value)
-
-
-def check_bool(name: str, value: object) -> bool:
-    """Return ``value`` if it is a bool, else raise ``ValueError``."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} must be true or false")
-    return value
+    """``value`` as a float when it lies strictly between 0 and 1."""
+    number = finite(value)
+    if number is None or not 0 < number < 1:
+        fail(name, value, "must be a number strictly between 0 and 1")
+    return number
 
 
 def check_mirrors(name: str, value: object) -> tuple[str, ...]:
-    """Return ``value`` as a tuple if it is a non-empty sequence of URL strings, else raise ``ValueError``."""
-    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise ValueError(f"{name}={value!r} must be a non-empty list of base URLs")
-    if not all(isinstance(url, str) for url in value):
-        raise ValueError(f"{name}={value!r} must be a non-empty list of base URLs")
-    return tuple(value)
+    """``value`` as a tuple when it is a non-empty sequence of base URLs."""
+    urls = list(value) if is_list(value) else []  # type: ignore[call-overload]  # is_list: a sequence
+    if not urls or not all(isinstance(url, str) for url in urls):
+        fail(name, value, "must be a non-empty list of base URLs")
+    return tuple(urls)
 
 
 def random_split(num_samples: int, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -83,7 +69,8 @@ class ClassificationDataModule(L.LightningDataModule):
     """Base class: a classification data set held as tensors in memory.
 
     Subclasses set ``input_shape`` and ``num_classes`` (so models can be built before ``setup``),
-    implement :meth:`load_splits`, and download in ``prepare_data`` if they need to.
+    implement :meth:`load_splits`, and download in ``prepare_data`` if they need to. A subclass's own
+    arguments are listed in :attr:`options`, each with its default and its check; they become attributes.
 
     Args:
         data_dir: folder holding the data sets (each in its own sub-folder).
@@ -91,13 +78,18 @@ class ClassificationDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (0 loads in the main process).
         seed: seeds the training shuffle and any train/validation split.
         download: fetch a missing data set in ``prepare_data``; if false, raise ``DatasetMissingError``.
+        **options: the subclass's own arguments (:attr:`options`).
 
     Raises:
-        ValueError: an argument is out of range; the message starts with ``"<argument>=<value> "``.
+        InvalidArgument: an argument is out of range.
+        TypeError: an argument the data set does not take.
     """
 
     input_shape: tuple[int, ...]
     num_classes: int
+    options: ClassVar[Mapping[str, tuple[Any, Callable[[str, Any], Any]]]] = {}
+    """The subclass's own arguments: ``name -> (default, check(name, value) -> value)``; None passes for a
+    default of None."""
 
     def __init__(
         self,
@@ -106,15 +98,23 @@ class ClassificationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         download: bool = True,
+        **options: Any,
     ) -> None:
         super().__init__()
         if not isinstance(data_dir, str | os.PathLike) or not str(data_dir):
-            raise ValueError(f"data_dir={data_dir!r} must be a non-empty path")
+            fail("data_dir", data_dir, "must be a non-empty path")
         self.data_dir = Path(data_dir)
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        self.num_workers = check_int("num_workers", num_workers, 0)
-        self.seed = check_int("seed", seed)
-        self.download = check_bool("download", download)
+        self.batch_size = integer("batch_size", batch_size, 1)
+        self.num_workers = integer("num_workers", num_workers, 0)
+        self.seed = integer("seed", seed, 0)
+        self.download = boolean("download", download)
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            own = ", ".join(self.options) or "none"
+            raise TypeError(f"{type(self).__name__} takes no argument {unknown[0]!r} (its own: {own})")
+        for name, (default, check) in self.options.items():
+            value = options.get(name, default)
+            setattr(self, name, None if value is None and default is None else check(name, value))
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
         self._shuffle: torch.Generator | None = None

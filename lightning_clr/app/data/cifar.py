@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,8 +11,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_clr.app.data.base import ClassificationDataModule, Splits, check_bool, check_mirrors
+from lightning_clr.app.data.base import ClassificationDataModule, Splits, check_mirrors
 from lightning_clr.app.data.download import DownloadError, download_file, extract_tar, missing_error
+from lightning_clr.validation import boolean
 
 CIFAR_MIRRORS = ("https://www.cs.toronto.edu/~kriz/", "https://cave.cs.toronto.edu/kriz/")
 
@@ -101,19 +101,10 @@ class CIFAR10DataModule(ClassificationDataModule):
     input_shape = (3, 32, 32)
     num_classes = 10
 
-    def __init__(
-        self,
-        data_dir: str | os.PathLike[str] = "data",
-        batch_size: int = 100,
-        num_workers: int = 0,
-        seed: int = 0,
-        download: bool = True,
-        augment: bool = False,
-        mirrors: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(data_dir, batch_size, num_workers, seed, download)
-        self.augment = check_bool("augment", augment)
-        self.mirrors = CIFAR_MIRRORS if mirrors is None else check_mirrors("mirrors", mirrors)
+    options = {"augment": (False, boolean), "mirrors": (None, check_mirrors)}
+    augment: bool
+    mirrors: tuple[str, ...] | None
+    """Base URLs the archive is fetched from, tried in turn; None: :data:`CIFAR_MIRRORS`."""
 
     @property
     def batches_dir(self) -> Path:
@@ -146,11 +137,13 @@ class CIFAR10DataModule(ClassificationDataModule):
         archive = self.data_dir / self.archive
         if not archive.is_file():
             missing = [f"{self.folder}/{f}" for f in self._missing()]
-            args = (self.name, self.data_dir, missing, self.mirrors[0], [self.archive])
+            args = (self.name, self.data_dir, missing, (self.mirrors or CIFAR_MIRRORS)[0], [self.archive])
             if not self.download:
                 raise missing_error(*args)
             try:
-                download_file([m + self.archive for m in self.mirrors], archive, self.archive_md5)
+                download_file(
+                    [m + self.archive for m in self.mirrors or CIFAR_MIRRORS], archive, self.archive_md5
+                )
             except DownloadError as err:
                 raise missing_error(*args, reason=str(err)) from err
         extract_tar(archive, self.data_dir)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
@@ -37,18 +35,8 @@ class DigitsDataModule(ClassificationDataModule):
 
     input_shape = (1, 8, 8)
     num_classes = 10
-
-    def __init__(
-        self,
-        data_dir: str | os.PathLike[str] = "data",
-        batch_size: int = 100,
-        num_workers: int = 0,
-        seed: int = 0,
-        download: bool = True,
-        val_fraction: float = 0.2,
-    ) -> None:
-        super().__init__(data_dir, batch_size, num_workers, seed, download)
-        self.val_fraction = check_fraction("val_fraction", val_fraction)
+    options = {"val_fraction": (0.2, check_fraction)}
+    val_fraction: float
 
     def load_splits(self) -> Splits:
         """Load the bundled images and split them."""

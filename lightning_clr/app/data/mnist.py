@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import struct
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -116,19 +114,14 @@ class MNISTDataModule(ClassificationDataModule):
     input_shape = (1, 28, 28)
     num_classes = 10
 
-    def __init__(
-        self,
-        data_dir: str | os.PathLike[str] = "data",
-        batch_size: int = 100,
-        num_workers: int = 0,
-        seed: int = 0,
-        download: bool = True,
-        val_split: float | None = None,
-        mirrors: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(data_dir, batch_size, num_workers, seed, download)
-        self.val_split = None if val_split is None else check_fraction("val_split", val_split)
-        self.mirrors = self.default_mirrors if mirrors is None else check_mirrors("mirrors", mirrors)
+    options = {"val_split": (None, check_fraction), "mirrors": (None, check_mirrors)}
+    val_split: float | None
+    mirrors: tuple[str, ...] | None
+    """Base URLs the files are fetched from, tried in turn; None: :attr:`default_mirrors`."""
+
+    @property
+    def _mirrors(self) -> tuple[str, ...]:
+        return self.mirrors or self.default_mirrors
 
     @property
     def raw_dir(self) -> Path:
@@ -161,12 +154,14 @@ class MNISTDataModule(ClassificationDataModule):
             return
         names = [name for name, _ in missing]
         if not self.download:
-            raise missing_error(self.name, self.raw_dir, names, self.mirrors[0], names)
+            raise missing_error(self.name, self.raw_dir, names, self._mirrors[0], names)
         for name, md5 in missing:
             try:
-                download_file([mirror + name for mirror in self.mirrors], self.raw_dir / name, md5)
+                download_file([mirror + name for mirror in self._mirrors], self.raw_dir / name, md5)
             except DownloadError as err:
-                raise missing_error(self.name, self.raw_dir, names, self.mirrors[0], names, str(err)) from err
+                raise missing_error(
+                    self.name, self.raw_dir, names, self._mirrors[0], names, str(err)
+                ) from err
 
     def _read_pair(self, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
         images_path = self._find(f"{prefix}-images-idx3-ubyte.gz")

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from lightning_clr.app.data.base import ClassificationDataModule, Splits, check_fraction, check_int
+from lightning_clr.app.data.base import ClassificationDataModule, Splits, check_fraction
+from lightning_clr.validation import fail, integer
 
 ARRAYS = ("x", "y", "x_test", "y_test")
 
@@ -54,24 +55,21 @@ class MNIST1DDataModule(ClassificationDataModule):
     input_shape = (1, 40)
     num_classes = 10
 
-    def __init__(
-        self,
-        data_dir: str | os.PathLike[str] = "data",
-        batch_size: int = 100,
-        num_workers: int = 0,
-        seed: int = 0,
-        download: bool = True,
-        num_samples: int = 10000,
-        train_split: float = 0.4,
-    ) -> None:
-        super().__init__(data_dir, batch_size, num_workers, seed, download)
-        self.num_samples = check_int("num_samples", num_samples, 10)
-        self.train_split = check_fraction("train_split", train_split)
-        total = num_samples // 10 * 10
-        if not 0 < int(total * train_split) < total:
-            raise ValueError(
-                f"train_split={train_split!r} leaves an empty train or validation set of "
-                f"num_samples={num_samples!r}"
+    options = {
+        "num_samples": (10000, lambda name, value: integer(name, value, 10)),
+        "train_split": (0.4, check_fraction),
+    }
+    num_samples: int
+    train_split: float
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        total = self.num_samples // 10 * 10
+        if not 0 < int(total * self.train_split) < total:
+            fail(
+                "train_split",
+                self.train_split,
+                f"leaves an empty train or validation set of num_samples={self.num_samples!r}",
             )
 
     def generation_args(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 from lightning_clr.param_groups import (
     BASE_MOMENTUM,
     MAX_MOMENTUM,
+    InvalidSetup,
     SetupError,
     check_cyclable_momentum,
     check_param_groups,
@@ -29,6 +30,7 @@ from lightning_clr.param_groups import (
 )
 from lightning_clr.policies import Policy, check_momentum_bounds
 from lightning_clr.run_length import SteppingPattern, manual_run_steps, optimizer_steps_per_epoch, run_steps
+from lightning_clr.validation import InvalidArgument, fail
 
 # Resolved values and the configured arguments they were derived from.
 _DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs", "cycles")}
@@ -115,16 +117,12 @@ class CyclicLR(Callback):
     ) -> None:
         policies = (policy,) if isinstance(policy, Policy) else tuple(policy)
         if not policies or not all(isinstance(p, Policy) for p in policies):
-            raise ValueError(
-                f"policy={policy!r} must be a lightning_clr.policies.Policy or a non-empty sequence of them"
-            )
+            fail("policy", policy, "must be a lightning_clr.policies.Policy or a non-empty sequence of them")
         check_momentum_bounds(base_momentum, max_momentum)
         for candidate in policies:
             unknown = sorted(set(pending) - set(candidate.params()))
             if unknown:
-                raise ValueError(
-                    f"pending={sorted(pending)!r} names no argument of {candidate.name}: {unknown}"
-                )
+                fail("pending", sorted(pending), f"names no argument of {candidate.name}: {unknown}")
         self.cycle_momentum = cycle_momentum
         self.base_momentum = base_momentum
         self.max_momentum = max_momentum
@@ -236,6 +234,8 @@ class CyclicLR(Callback):
         try:
             policies = [p.resolve(per_epoch, n) for p, n in zip(configured, lengths, strict=True)]
         except ValueError as error:
+            if isinstance(error, InvalidArgument):
+                raise InvalidSetup(error.argument, error.value, error.allowed) from error
             raise SetupError(str(error)) from error
         for old, new in zip(configured, policies, strict=True):
             self.resolved.update({k: v for k, v in new.params().items() if old.params()[k] != v})

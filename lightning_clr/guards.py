@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.optim import Optimizer
 
 from lightning_clr.callback import CyclicLR
+from lightning_clr.validation import fail
 
 __all__ = ["ACTIONS", "LastCheckpoint", "NonFiniteGuard", "NonFiniteLossError"]
 
@@ -61,9 +62,9 @@ class NonFiniteGuard(Callback):
 
     def __init__(self, action: str = "stop", patience: int = 10) -> None:
         if action not in ACTIONS:
-            raise ValueError(f"action={action!r} must be one of {ACTIONS}")
+            fail("action", action, f"must be one of {ACTIONS}")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience={patience!r} must be an integer >= 1")
+            fail("patience", patience, "must be an integer >= 1")
         self.action = action
         self.patience = patience
         self.skipped = 0
@@ -169,15 +170,15 @@ class LastCheckpoint(Callback):
         requeue_signal: str | None = "SIGUSR2",
     ) -> None:
         if not str(filename) or "/" in str(filename):
-            raise ValueError(f"filename={filename!r} must be a non-empty file name without a folder")
+            fail("filename", filename, "must be a non-empty file name without a folder")
         if every_n_train_steps is not None and (
             isinstance(every_n_train_steps, bool)
             or not isinstance(every_n_train_steps, int)
             or every_n_train_steps < 1
         ):
-            raise ValueError(f"every_n_train_steps={every_n_train_steps!r} must be null or an integer >= 1")
+            fail("every_n_train_steps", every_n_train_steps, "must be null or an integer >= 1")
         if requeue_signal is not None and requeue_signal not in signal.Signals.__members__:
-            raise ValueError(f"requeue_signal={requeue_signal!r} must be null or a signal name, e.g. SIGUSR2")
+            fail("requeue_signal", requeue_signal, "must be null or a signal name, e.g. SIGUSR2")
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self.every_n_train_steps = every_n_train_steps
         self.requeue_signal = signal.Signals[requeue_signal] if requeue_signal else None

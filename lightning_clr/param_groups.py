@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from torch.optim import Optimizer
 
 from lightning_clr.policies import Policy
+from lightning_clr.validation import InvalidArgument
 
 __all__ = [
     "BASE_MOMENTUM",
     "MAX_MOMENTUM",
+    "InvalidSetup",
     "SetupError",
     "check_cyclable_momentum",
     "check_param_groups",
@@ -36,6 +38,10 @@ _MOMENTUM_KEYS = ("betas", "momentum")
 
 class SetupError(ValueError):
     """A setting that can only be rejected once training starts (it needs the optimizer or the data)."""
+
+
+class InvalidSetup(SetupError, InvalidArgument):
+    """A :class:`SetupError` about one argument: it carries the argument, the value and what is allowed."""
 
 
 def group_scales(policy: Policy, starting_lrs: Sequence[float]) -> list[float]:
@@ -97,12 +103,16 @@ def check_cyclable_momentum(optimizer: Optimizer) -> None:
         key = next((k for k in _MOMENTUM_KEYS if k in group), None)
         name = type(optimizer).__name__
         if key is None:
-            raise SetupError(
-                f"cycle_momentum=True, but {name} has no momentum to cycle (no 'momentum' or 'betas' in its "
-                "param groups): use SGD, RMSprop or an Adam-family optimizer, or set cycle_momentum=False"
+            raise InvalidSetup(
+                "cycle_momentum",
+                True,
+                f"needs a momentum to cycle, but {name} has none (no 'momentum' or 'betas' in its param "
+                "groups): use SGD, RMSprop or an Adam-family optimizer, or set cycle_momentum=False",
             )
         if key == "momentum" and not group["momentum"]:
-            raise SetupError(
-                f"cycle_momentum=True, but {name} was built with momentum=0: cycling would silently switch "
-                "momentum on. Give the optimizer a momentum (e.g. 0.9) or set cycle_momentum=False"
+            raise InvalidSetup(
+                "cycle_momentum",
+                True,
+                f"needs a momentum to cycle, but {name} was built with momentum=0: cycling would silently "
+                "switch momentum on. Give the optimizer a momentum (e.g. 0.9) or set cycle_momentum=False",
             )

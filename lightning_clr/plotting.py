@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lightning_clr.policies import Policy
+from lightning_clr.validation import fail
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -62,11 +63,11 @@ def plot_schedule(
         b'\x89PNG'
     """
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_steps={num_steps!r} must be an integer >= 1")
+        fail("num_steps", num_steps, "must be an integer >= 1")
     if steps_per_epoch is not None and (
         isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
     ):
-        raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an integer >= 1")
+        fail("steps_per_epoch", steps_per_epoch, "must be an integer >= 1")
     if (base_momentum is None) != (max_momentum is None):
         raise ValueError(
             f"base_momentum={base_momentum!r} and max_momentum={max_momentum!r} must be given together"

@@ -765,13 +765,14 @@ def check_momentum_bounds(base_momentum: Any, max_momentum: Any) -> None:
         >>> check_momentum_bounds(0.99, 0.9)
         Traceback (most recent call last):
         ...
-        ValueError: base_momentum=0.99 and max_momentum=0.9 must satisfy 0 <= base_momentum <= ...
+        lightning_clr.validation.InvalidArgument: base_momentum=0.99 and max_momentum=0.9 must satisfy ...
     """
     low, high = finite(base_momentum), finite(max_momentum)
     if low is None or high is None or not 0.0 <= low <= high < 1.0:
-        raise ValueError(
-            f"base_momentum={base_momentum!r} and max_momentum={max_momentum!r} must satisfy "
-            "0 <= base_momentum <= max_momentum < 1"
+        fail(
+            "base_momentum",
+            base_momentum,
+            f"and max_momentum={max_momentum!r} must satisfy 0 <= base_momentum <= max_momentum < 1",
         )
 
 

@@ -18,6 +18,7 @@ from lightning_clr.param_groups import (
     set_momentum,
 )
 from lightning_clr.policies import Policy, check_momentum_bounds
+from lightning_clr.validation import fail
 
 __all__ = ["PolicyLR"]
 
@@ -79,7 +80,7 @@ class PolicyLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         if not isinstance(policy, Policy):
-            raise ValueError(f"policy={policy!r} must be a lightning_clr.policies.Policy")
+            fail("policy", policy, "must be a lightning_clr.policies.Policy")
         if policy.needs_run_length and total_steps is None:
             raise ValueError(
                 f"{policy!r} plans from the run's length: give PolicyLR(..., total_steps=<optimizer steps in "

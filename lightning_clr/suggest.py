@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from lightning_clr.validation import fail
+
 __all__ = [
     "MODES",
     "Bounds",
@@ -153,13 +155,13 @@ def suggest_bounds(
         (0.6, 0.24, 0.08)
     """
     if mode not in MODES:
-        raise ValueError(f"mode={mode!r} must be one of {MODES}")
+        fail("mode", mode, f"must be one of {MODES}")
     if not 0 < max_fraction <= 1:
-        raise ValueError(f"max_fraction={max_fraction!r} must be in (0, 1]")
+        fail("max_fraction", max_fraction, "must be in (0, 1]")
     if not base_divisor > 1:
-        raise ValueError(f"base_divisor={base_divisor!r} must be greater than 1")
+        fail("base_divisor", base_divisor, "must be greater than 1")
     if not 0 <= window < 1:
-        raise ValueError(f"window={window!r} must be in [0, 1)")
+        fail("window", window, "must be in [0, 1)")
     finite_lrs, smoothed = smoothed_curve(lrs, values, window)
     peak_lr = curve_best(finite_lrs, smoothed if mode == "min" else -smoothed)
     max_lr = max_fraction * peak_lr
@@ -242,13 +244,13 @@ def suggest_step_size(
         400
     """
     if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-        raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an integer >= 1")
+        fail("steps_per_epoch", steps_per_epoch, "must be an integer >= 1")
     if total_steps is not None and not total_steps > 0:
-        raise ValueError(f"total_steps={total_steps!r} must be positive or None")
+        fail("total_steps", total_steps, "must be positive or None")
     if not 0 < min_epochs <= max_epochs:
-        raise ValueError(f"min_epochs={min_epochs!r} must be positive and <= max_epochs={max_epochs!r}")
+        fail("min_epochs", min_epochs, f"must be positive and <= max_epochs={max_epochs!r}")
     if not cycles > 0:
-        raise ValueError(f"cycles={cycles!r} must be positive")
+        fail("cycles", cycles, "must be positive")
     if total_steps is None or math.isinf(total_steps):
         epochs = default_epochs
     else:

@@ -62,7 +62,7 @@ BAD = {
     ),
     "cycle_momentum without momentum": (
         ["policy.cycle_momentum=true", *ADAGRAD],
-        "policy.cycle_momentum=True, but Adagrad has no momentum to cycle",
+        "policy.cycle_momentum=True needs a momentum to cycle, but Adagrad has none",
     ),
     "step_size_epochs, loader of unknown length": (
         STREAM,

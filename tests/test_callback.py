@@ -168,7 +168,7 @@ def test_cyclic_momentum_moves_inversely(optimizer: str) -> None:
 
 @pytest.mark.parametrize(
     ("module", "message"),
-    [(Tiny(optimizer="adagrad"), "Adagrad has no momentum"), (Tiny(momentum=0.0), "momentum=0")],
+    [(Tiny(optimizer="adagrad"), "but Adagrad has none"), (Tiny(momentum=0.0), "momentum=0")],
 )
 def test_cyclic_momentum_without_momentum_is_an_error(module: Tiny, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -25,6 +25,7 @@ from typing import Any
 
 from lightning_clr.policies import Policy, check_momentum_bounds
 from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig
+from lightning_clr.validation import InvalidArgument
 
 AUTO = "auto"
 #: Policy arguments that ``auto`` hands to the LR range test: those it can supply.
@@ -34,8 +35,6 @@ MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
 #: The largest seed numpy accepts (``seed_everything`` seeds numpy too).
 MAX_SEED = 2**32 - 1
 
-_ARGUMENT_FIRST = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key, the value and what is allowed."""
@@ -44,12 +43,17 @@ class ConfigError(ValueError):
 def keyed(key: str, error: BaseException) -> ConfigError:
     """Turn a constructor's error into a :class:`ConfigError` naming the config key.
 
-    >>> str(keyed("policy", ValueError("step_size=0 must be an integer >= 1")))
+    An :class:`~lightning_clr.validation.InvalidArgument` names its argument: ``<key>.<argument>=...``;
+    any other error is reported against the group.
+
+    >>> str(keyed("policy", InvalidArgument("step_size", 0, "must be an integer >= 1")))
     'policy.step_size=0 must be an integer >= 1'
+    >>> str(keyed("dataset", TypeError("DigitsDataModule takes no argument 'size'")))
+    "dataset: DigitsDataModule takes no argument 'size'"
     """
+    if isinstance(error, InvalidArgument):
+        return ConfigError(f"{key}.{error}")
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if _ARGUMENT_FIRST.match(message):
-        return ConfigError(f"{key}.{message}")
     return ConfigError(f"{key}: {message}")
 
 

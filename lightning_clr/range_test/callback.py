@@ -19,6 +19,7 @@ from lightning_clr.range_test.loop import group_ratios, run_range_test
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig, default, span_end
 from lightning_clr.suggest import Bounds
+from lightning_clr.validation import fail
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -133,9 +134,9 @@ class LRRangeTest(Callback):
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)
             if not set(update) <= set(UPDATABLE):
-                raise ValueError(f"update={update!r} must be 'pending' or a selection of {UPDATABLE}")
+                fail("update", update, f"must be 'pending' or a selection of {UPDATABLE}")
         if progress_bar is not None and not isinstance(progress_bar, bool):
-            raise ValueError(f"progress_bar={progress_bar!r} must be true, false or None")
+            fail("progress_bar", progress_bar, "must be true, false or None")
         self.update = update
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.progress_bar = progress_bar

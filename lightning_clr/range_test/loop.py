@@ -34,6 +34,7 @@ from lightning_clr import compat
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.range_test.settings import DEFAULT_EPOCHS, RangeTestConfig, span_end
 from lightning_clr.run_length import optimizer_steps_per_epoch, run_steps
+from lightning_clr.validation import fail
 
 
 def lr_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "linear") -> list[float]:
@@ -222,7 +223,7 @@ def _evaluate(
         for module, mode in modes.items():
             module.training = mode
     if monitor not in logged:
-        raise ValueError(f"monitor={monitor!r} was not logged by validation_step; it logged {sorted(logged)}")
+        fail("monitor", monitor, f"was not logged by validation_step; it logged {sorted(logged)}")
     logged_metric = next((v for v, _ in reversed(logged[monitor]) if isinstance(v, Metric)), None)
     if logged_metric is not None:
         value = logged_metric.compute()  # torchmetrics synchronises it across ranks

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sized
+from contextlib import contextmanager
 from typing import Any, cast
 
 import lightning.pytorch as pl
@@ -22,7 +23,14 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
 
-__all__ = ["RandomStates", "ResumableDataLoader", "SkippingBatchSampler"]
+__all__ = [
+    "RandomStates",
+    "ResumableDataLoader",
+    "SkippingBatchSampler",
+    "kept_random_states",
+    "random_states",
+    "set_random_states",
+]
 
 
 class SkippingBatchSampler(BatchSampler):
@@ -124,6 +132,52 @@ class ResumableDataLoader(DataLoader):
         self._resume = {"generator": state_dict.get("generator"), "batches": batches}
 
 
+def random_states() -> dict[str, Any]:
+    """Python's, NumPy's, torch's (and CUDA's) global random states, as plain values and tensors (a
+    checkpoint loads them with ``torch.load(weights_only=True)``)."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return {
+        "python": [version, list(internal), gauss_next],
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), position, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if cuda else [],
+    }
+
+
+def set_random_states(states: Mapping[str, Any]) -> None:
+    """Put back what :func:`random_states` read."""
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@contextmanager
+def kept_random_states() -> Iterator[None]:
+    """Whatever the block draws or reseeds, the global random states are as before afterwards.
+
+    Example::
+
+        >>> with kept_random_states():
+        ...     _ = torch.manual_seed(1)
+        >>> state = torch.get_rng_state()
+        >>> with kept_random_states():
+        ...     _ = torch.rand(3)
+        >>> torch.equal(torch.get_rng_state(), state)
+        True
+    """
+    states = random_states()
+    try:
+        yield
+    finally:
+        set_random_states(states)
+
+
 class RandomStates(Callback):
     """Keep Python's, NumPy's, torch's (and CUDA's) global random states in the checkpoint; restore on resume.
 
@@ -144,14 +198,7 @@ class RandomStates(Callback):
         self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        kind, keys, position, has_gauss, gauss = np.random.get_state()
-        version, internal, gauss_next = random.getstate()
-        return {
-            "python": [version, list(internal), gauss_next],
-            "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), position, has_gauss, gauss],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        return random_states()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = state_dict
@@ -160,10 +207,4 @@ class RandomStates(Callback):
         if self._pending is None:
             return
         state, self._pending = self._pending, None
-        version, internal, gauss_next = state["python"]
-        random.setstate((version, tuple(internal), gauss_next))
-        kind, keys, position, has_gauss, gauss = state["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        set_random_states(state)

@@ -33,6 +33,7 @@ from torchmetrics import Metric
 from lightning_clr import compat
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.range_test.settings import DEFAULT_EPOCHS, RangeTestConfig, span_end
+from lightning_clr.resume import random_states, set_random_states
 from lightning_clr.run_length import optimizer_steps_per_epoch, run_steps
 from lightning_clr.validation import fail
 
@@ -277,7 +278,7 @@ def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Ca
     precision = copy.deepcopy(trainer.precision_plugin.state_dict())
     metrics = {m: _metric_state(m) for m in pl_module.modules() if isinstance(m, Metric)}
     modes = {module: module.training for module in pl_module.modules()}
-    rng = _rng_states()
+    rng = random_states()
     generators: dict[torch.Generator, torch.Tensor] = {}
 
     def keep_generators(dataloader: Any) -> None:
@@ -309,7 +310,7 @@ def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Ca
                 setattr(metric, name, value)
         for module, mode in modes.items():
             module.training = mode
-        _set_rng_states(rng)
+        set_random_states(rng)
         for generator, generator_state in generators.items():
             generator.set_state(generator_state)
 
@@ -339,25 +340,10 @@ def _metric_state(metric: Metric) -> dict[str, Any]:
     return {name: copy.deepcopy(getattr(metric, name)) for name in compat.metric_state_names(metric)}
 
 
-def _rng_states() -> dict[str, Any]:
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _set_rng_states(states: Mapping[str, Any]) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states:
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 # --- data ------------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import tempfile
 import zipfile
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_clr.app.data.base import ClassificationDataModule, Splits, check_fraction
+from lightning_clr.resume import kept_random_states
 from lightning_clr.validation import fail, integer
 
 ARRAYS = ("x", "y", "x_test", "y_test")
@@ -121,13 +121,8 @@ class MNIST1DDataModule(ClassificationDataModule):
 
         path = self.cache_path
         rank_zero_info(f"Generating MNIST-1D ({self.num_samples} samples) into {path}")
-        # make_dataset reseeds the global `random` and NumPy generators: restore them afterwards.
-        python_state, numpy_state = random.getstate(), np.random.get_state()
-        try:
+        with kept_random_states():  # make_dataset reseeds the global `random` and NumPy generators
             dataset = make_dataset(ObjectView(self.generation_args()))
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
         arrays: dict[str, Any] = {name: np.asarray(dataset[name]) for name in ARRAYS}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")

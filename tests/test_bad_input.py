@@ -112,16 +112,19 @@ BAD = {
     "negative gradient_clip_val": (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be"),
     "unknown gradient_clip_algorithm": (
         ["trainer.gradient_clip_algorithm=clip"],
-        "trainer.gradient_clip_algorithm='clip' must be 'norm' or 'value'",
+        "trainer.gradient_clip_algorithm='clip': `gradient_clip_algorithm` clip is invalid",
     ),
     "zero log_every_n_steps": (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0 must be"),
     "limit_train_batches above 1.0": (
         ["trainer.limit_train_batches=1.5"],
-        "trainer.limit_train_batches=1.5 must be a fraction",
+        "trainer.limit_train_batches=1.5: You have passed invalid value 1.5 for limit_train_batches",
     ),
-    "unknown precision": (["trainer.precision=17"], "trainer.precision=17 must be one of"),
-    "unknown accelerator": (["trainer.accelerator=abacus"], "trainer.accelerator='abacus' must be one of"),
-    "zero devices": (["trainer.devices=0"], "trainer.devices=0 must be"),
+    "unknown precision": (["trainer.precision=17"], "trainer.precision=17: Precision 17 is invalid. Allowed"),
+    "unknown accelerator": (
+        ["trainer.accelerator=abacus"],
+        "trainer.accelerator='abacus': You selected an invalid accelerator name",
+    ),
+    "zero devices": (["trainer.devices=0"], "trainer.devices=0: `Trainer(devices=0)` value is not a valid"),
     "negative seed": (["seed=-1"], "seed=-1 must be an integer in [0, 4294967295]"),
     "run dir is a file": (["hydra.run.dir={tmp}/notes.txt"], "hydra.run.dir='{tmp}/notes.txt' is a file"),
     "run dir not writable": (
@@ -153,12 +156,15 @@ BAD = {
         "policy.final_anneal=1.0 must be a number in",
     ),
     "momentum of 1 or more": (["optimizer.momentum=2"], "optimizer.momentum=2 must be a number in [0, 1)"),
-    "negative optimizer lr": (["optimizer.lr=-1"], "optimizer.lr=-1 must be a number > 0"),
+    "negative optimizer lr": (["optimizer.lr=-1"], "optimizer.lr=-1: Invalid learning rate: -1"),
     "betas out of range": (
         ["optimizer=adam", "optimizer.betas=[0.9,1.5]"],
-        "optimizer.betas=[0.9, 1.5] must be two numbers in [0, 1)",
+        "optimizer.betas=[0.9, 1.5]: Invalid beta parameter at index 1: 1.5",
     ),
-    "negative weight decay": (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1 must be"),
+    "negative weight decay": (
+        ["optimizer.weight_decay=-0.1"],
+        "optimizer.weight_decay=-0.1: Invalid weight_decay value",
+    ),
     "a sweep without -m": (
         ["policy.step_size=40,80"],
         "policy.step_size=40,80 gives several values (a sweep): add -m",

@@ -27,14 +27,11 @@ def test_trainer_schema_read_from_source_equals_the_signature() -> None:
 @pytest.mark.parametrize(
     ("trainer", "message"),
     [
-        ({"max_epochs": -2}, "trainer.max_epochs=-2 must be an integer >= 1, or -1"),
-        ({"max_epochs": 3.5}, "trainer.max_epochs=3.5 must be"),
-        ({"max_epochs": True}, "trainer.max_epochs=True must be"),
-        ({"limit_val_batches": -1}, "trainer.limit_val_batches=-1 must be a fraction"),
-        ({"num_nodes": 0}, "trainer.num_nodes=0 must be an integer >= 1"),
+        ({"accumulate_grad_batches": 0}, "trainer.accumulate_grad_batches=0 must be an integer >= 1"),
+        ({"val_check_interval": 1.5}, "trainer.val_check_interval=1.5 must be a fraction of an epoch"),
+        ({"log_every_n_steps": True}, "trainer.log_every_n_steps=True must be an integer >= 1"),
+        ({"gradient_clip_val": float("nan")}, "trainer.gradient_clip_val=nan must be a number >= 0"),
         ({"deterministic": "sometimes"}, "trainer.deterministic='sometimes' must be true, false or 'warn'"),
-        ({"devices": [0, -3]}, "trainer.devices=[0, -3] must be"),
-        ({"enable_progress_bar": "yes"}, "trainer.enable_progress_bar='yes' must be true or false"),
         ({"max_steps": 0}, "trainer.max_steps=0 trains nothing"),
     ],
 )
@@ -51,6 +48,7 @@ def test_bad_trainer_values(trainer: dict, message: str) -> None:
         {"max_epochs": -1, "max_steps": 100, "devices": "0,1", "val_check_interval": 0.25},
         {"devices": 2, "accelerator": "cpu", "limit_train_batches": 6, "deterministic": "warn"},
         {"precision": 32, "val_check_interval": 50, "check_val_every_n_epoch": None},
+        {"accelerator": "xla", "precision": "transformer-engine", "devices": [0, -3]},  # Lightning's to say
     ],
 )
 def test_good_trainer_values(trainer: dict) -> None:

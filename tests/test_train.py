@@ -6,9 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lightning_clr.app.checks import check_run
 from lightning_clr.app.config import ConfigError
 from lightning_clr.app.training import build_run, train
 from lightning_clr.policies import ExpRange, Triangular
@@ -61,8 +62,10 @@ def test_step_size_in_epochs_resolves_from_the_loader(compose_cfg: Callable[...,
 def test_bad_values_fail_before_training(
     compose_cfg: Callable[..., DictConfig], overrides: list[str], message: str
 ) -> None:
+    cfg = compose_cfg(*overrides)
     with pytest.raises(ConfigError, match="^" + message.replace(".", r"\.").replace("(", r"\(")):
-        build_run(compose_cfg(*overrides))
+        check_run(OmegaConf.to_container(cfg, resolve=True))  # as the app does when it starts
+        build_run(cfg)
 
 
 @pytest.mark.slow

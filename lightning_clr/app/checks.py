@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -117,110 +116,43 @@ def _placeholders(args: Mapping[str, Any], pending: list[str]) -> dict[str, Any]
 # --- trainer --------------------------------------------------------------------------------------------
 
 
-def _int_at_least(low: int) -> Callable[[Any], bool]:
+def _count(low: int) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
-def _fraction_or_count(closed_zero: bool) -> Callable[[Any], bool]:
-    def rule(v: Any) -> bool:
-        if isinstance(v, bool):
-            return False
-        if isinstance(v, int):
-            return v >= (0 if closed_zero else 1)
-        return isinstance(v, float) and (v >= 0.0 if closed_zero else v > 0.0) and v <= 1.0
-
-    return rule
+def _number_at_least(low: float) -> Callable[[Any], bool]:
+    return lambda v: not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and v >= low
 
 
-def _non_negative_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-
-
-_PRECISIONS = (
-    "64",
-    "32",
-    "16",
-    "bf16",
-    "64-true",
-    "32-true",
-    "16-true",
-    "bf16-true",
-    "16-mixed",
-    "bf16-mixed",
-)
-_ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
-
-#: Trainer arguments a user types, with the rule each must follow (None is allowed where the Trainer
-#: allows it) and how to say it.
-TRAINER_RULES: dict[str, tuple[Callable[[Any], bool], bool, str]] = {
-    "max_epochs": (_int_at_least(-1), True, "must be an integer >= 1, or -1 (no limit, with max_steps)"),
-    "min_epochs": (_int_at_least(0), True, "must be an integer >= 0"),
-    "max_steps": (_int_at_least(-1), False, "must be an integer >= 1, or -1 (no limit)"),
-    "min_steps": (_int_at_least(0), True, "must be an integer >= 0"),
-    "limit_train_batches": (
-        _fraction_or_count(True),
-        True,
-        "must be a fraction in [0.0, 1.0] or a count >= 0",
-    ),
-    "limit_val_batches": (_fraction_or_count(True), True, "must be a fraction in [0.0, 1.0] or a count >= 0"),
-    "limit_test_batches": (
-        _fraction_or_count(True),
-        True,
-        "must be a fraction in [0.0, 1.0] or a count >= 0",
-    ),
-    "overfit_batches": (_fraction_or_count(True), False, "must be a fraction in [0.0, 1.0] or a count >= 0"),
+#: Values the ``Trainer`` takes without complaint although they cannot work (it trains, then fails or
+#: silently does nothing); what Lightning checks itself (accelerator, devices, precision, strategy,
+#: ``limit_*_batches``, ...) it is asked when the trainer is built (:func:`lightning_clr.app.config.build`).
+TRAINER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "accumulate_grad_batches": (_count(1), "must be an integer >= 1"),
+    "check_val_every_n_epoch": (_count(1), "must be an integer >= 1, or null"),
+    "log_every_n_steps": (_count(1), "must be an integer >= 1"),
+    "num_sanity_val_steps": (_count(-1), "must be an integer >= 0, or -1 (all batches)"),
+    "min_epochs": (_count(0), "must be an integer >= 0"),
+    "min_steps": (_count(0), "must be an integer >= 0"),
+    "gradient_clip_val": (_number_at_least(0), "must be a number >= 0, or null (no clipping)"),
     "val_check_interval": (
-        _fraction_or_count(False),
-        True,
+        lambda v: _count(1)(v) or (isinstance(v, float) and 0 < v <= 1),
         "must be a fraction of an epoch in (0.0, 1.0] or a number of batches >= 1",
     ),
-    "check_val_every_n_epoch": (_int_at_least(1), True, "must be an integer >= 1, or null"),
-    "num_sanity_val_steps": (_int_at_least(-1), True, "must be an integer >= 0, or -1 (all batches)"),
-    "log_every_n_steps": (_int_at_least(1), True, "must be an integer >= 1"),
-    "accumulate_grad_batches": (_int_at_least(1), False, "must be an integer >= 1"),
-    "gradient_clip_val": (_non_negative_number, True, "must be a number >= 0, or null (no clipping)"),
-    "gradient_clip_algorithm": (lambda v: v in ("norm", "value"), True, "must be 'norm' or 'value'"),
-    "num_nodes": (_int_at_least(1), False, "must be an integer >= 1"),
-    "reload_dataloaders_every_n_epochs": (_int_at_least(0), False, "must be an integer >= 0"),
-    "precision": (lambda v: str(v) in _PRECISIONS, True, f"must be one of {', '.join(_PRECISIONS)}"),
-    "deterministic": (lambda v: v in (True, False, "warn"), True, "must be true, false or 'warn'"),
+    "deterministic": (lambda v: v in (True, False, "warn"), "must be true, false or 'warn'"),
 }
-_FLAGS = (
-    "enable_progress_bar",
-    "enable_model_summary",
-    "enable_checkpointing",
-    "benchmark",
-    "inference_mode",
-    "use_distributed_sampler",
-    "sync_batchnorm",
-    "detect_anomaly",
-    "barebones",
-)
-TRAINER_RULES.update(
-    {flag: (lambda v: isinstance(v, bool), True, "must be true or false") for flag in _FLAGS}
-)
-TRAINER_RULES["fast_dev_run"] = (
-    lambda v: isinstance(v, bool) or _int_at_least(0)(v),
-    False,
-    "must be true, false or a number of batches >= 0",
-)
 
 
 def check_trainer(trainer: Mapping[str, Any], policy: Policy | None = None) -> None:
-    """Check the ``trainer`` group's values, and that the run has the length ``policy`` needs.
+    """Check the ``trainer`` values Lightning lets through, and that the run has the length ``policy`` needs.
 
     Raises:
         ConfigError: naming ``trainer.<key>``, its value and the rule.
     """
-    for key, (rule, allows_none, allowed) in TRAINER_RULES.items():
-        if key not in trainer:
-            continue
-        value = trainer[key]
-        if value is None and allows_none:
-            continue
-        if value is None or not rule(value):
+    for key, (rule, allowed) in TRAINER_RULES.items():
+        value = trainer.get(key)
+        if value is not None and not rule(value):
             raise ConfigError(f"trainer.{key}={value!r} {allowed}")
-    _check_devices(trainer)
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
     if max_epochs == 0 or max_steps == 0:
         key = "max_epochs" if max_epochs == 0 else "max_steps"
@@ -231,24 +163,6 @@ def check_trainer(trainer: Mapping[str, Any], policy: Policy | None = None) -> N
             f"trainer.max_epochs=-1 with max_steps=-1 trains without end, but policy {policy.name} needs the "
             "run's length: give trainer.max_epochs >= 1 or trainer.max_steps >= 1"
         )
-
-
-def _check_devices(trainer: Mapping[str, Any]) -> None:
-    accelerator = trainer.get("accelerator", "auto")
-    if isinstance(accelerator, str) and accelerator not in _ACCELERATORS:
-        raise ConfigError(f"trainer.accelerator={accelerator!r} must be one of {', '.join(_ACCELERATORS)}")
-    devices = trainer.get("devices", "auto")
-    if devices in ("auto", -1) or (
-        isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1
-    ):
-        return
-    if isinstance(devices, str) and re.fullmatch(r"-1|\d+|(\d+,)*\d+,?", devices.strip()):
-        return
-    if isinstance(devices, list | tuple) and devices and all(_int_at_least(0)(d) for d in devices):
-        return
-    raise ConfigError(
-        f"trainer.devices={devices!r} must be 'auto', -1 (all), a count >= 1 or a list of device indices"
-    )
 
 
 def check_range_test(settings: Mapping[str, Any]) -> RangeTestConfig:
@@ -265,36 +179,18 @@ def check_range_test(settings: Mapping[str, Any]) -> RangeTestConfig:
         raise keyed("range_test", error) from error
 
 
-def _unit_interval(v: Any) -> bool:
-    return _non_negative_number(v) and v < 1
-
-
-#: Optimizer arguments and their rule, whichever optimizer takes them (torch lets some of these through:
-#: SGD trains with momentum=2 and diverges).
-OPTIMIZER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "lr": (lambda v: _non_negative_number(v) and v > 0, "must be a number > 0"),
-    "momentum": (_unit_interval, "must be a number in [0, 1)"),
-    "dampening": (lambda v: _non_negative_number(v) and v <= 1, "must be a number in [0, 1]"),
-    "weight_decay": (_non_negative_number, "must be a number >= 0"),
-    "eps": (lambda v: _non_negative_number(v) and v > 0, "must be a number > 0"),
-    "betas": (
-        lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(_unit_interval(b) for b in v),
-        "must be two numbers in [0, 1), e.g. [0.9, 0.999]",
-    ),
-}
-
-
 def check_optimizer(optimizer: Mapping[str, Any]) -> None:
-    """Check the ``optimizer`` group's common arguments.
+    """Momentum in [0, 1): torch checks the optimizer's other values, but trains SGD with momentum=2 (and
+    diverges).
 
     >>> check_optimizer({"_target_": "torch.optim.SGD", "lr": 0.1, "momentum": 2})
     Traceback (most recent call last):
     ...
     lightning_clr.app.checks.ConfigError: optimizer.momentum=2 must be a number in [0, 1)
     """
-    for key, (rule, allowed) in OPTIMIZER_RULES.items():
-        if key in optimizer and not rule(optimizer[key]):
-            raise ConfigError(f"optimizer.{key}={optimizer[key]!r} {allowed}")
+    momentum = optimizer.get("momentum")
+    if momentum is not None and not (_number_at_least(0)(momentum) and momentum < 1):
+        raise ConfigError(f"optimizer.momentum={momentum!r} must be a number in [0, 1)")
 
 
 # --- seed and paths -------------------------------------------------------------------------------------

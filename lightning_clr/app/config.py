@@ -7,17 +7,20 @@ package raise ``ValueError("<argument>=<value> <rule>")``; this module prefixes 
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_clr.app.checks import ConfigError, build_policy, keyed
 from lightning_clr.callback import CyclicLR
 from lightning_clr.range_test import LRRangeTest
+from lightning_clr.validation import InvalidArgument
 
 
 def build_cyclic_lr(policy_cfg: DictConfig | Mapping[str, Any]) -> CyclicLR:
@@ -50,21 +53,70 @@ def build_range_test(range_test_cfg: DictConfig | Mapping[str, Any], **kwargs: A
 
 
 def build(key: str, node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` with the constructor's error reported against ``key``."""
+    """``hydra.utils.instantiate`` with the constructor's error reported against ``key``.
+
+    For the ``trainer`` group, Lightning's own refusal is reported against the one value it refuses.
+    """
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
-        raise keyed(key, error.__cause__ or error) from error
+        cause = error.__cause__ or error
+        if key == "trainer":
+            raise _against_one_value(key, node, cause, _quiet_trainer(node)) from error
+        raise keyed(key, cause) from error
 
 
 def build_optimizer(node: Any) -> Callable[..., torch.optim.Optimizer]:
-    """Instantiate the optimizer partial and try it once on a dummy parameter, so bad values fail now."""
+    """Instantiate the optimizer partial and try it once on a dummy parameter, so bad values fail now
+    (torch's refusal reported against the one value it refuses)."""
     factory = build("optimizer", node)
     try:
         factory([torch.nn.Parameter(torch.zeros(1))])
     except (ValueError, TypeError) as error:
-        raise keyed("optimizer", error) from error
+        optimizer_class = get_class(_plain(node, "optimizer")["_target_"])
+        raise _against_one_value(
+            "optimizer",
+            node,
+            error,
+            lambda args: optimizer_class([torch.nn.Parameter(torch.zeros(1))], **args),
+        ) from error
     return factory
+
+
+def _against_one_value(
+    key: str, node: Any, error: BaseException, make: Callable[[dict[str, Any]], Any]
+) -> ConfigError:
+    """``error`` as ``<key>.<argument>=<value>: <message>`` when ``make`` refuses that argument alone."""
+    if isinstance(error, InvalidArgument):
+        return keyed(key, error)
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    for argument, value in _plain(node, key).items():
+        if argument.startswith("_"):
+            continue
+        try:
+            make({argument: value})
+        except Exception:  # the constructor's own refusal, whatever its type
+            return ConfigError(f"{key}.{argument}={value!r}: {message}")
+    return keyed(key, error)
+
+
+def _quiet_trainer(node: Any) -> Callable[[dict[str, Any]], Any]:
+    """Build a ``Trainer`` from some arguments only, without its start-up lines."""
+    trainer_class = get_class(_plain(node, "trainer").get("_target_", "lightning.pytorch.Trainer"))
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+
+    def make(args: dict[str, Any]) -> Any:
+        lightning_log = logging.getLogger("lightning.pytorch")
+        level = lightning_log.level
+        lightning_log.setLevel(logging.WARNING)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return trainer_class(**{**quiet, **args})
+        finally:
+            lightning_log.setLevel(level)
+
+    return make
 
 
 def _plain(node: DictConfig | Mapping[str, Any], key: str) -> dict[str, Any]:

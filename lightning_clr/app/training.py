@@ -1,7 +1,8 @@
 """The task behind ``scripts/train.py``: composed config -> validated components -> ``Trainer.fit``.
 
-Importable and testable without Hydra's command line: ``build_run(cfg)`` does every check and every
-instantiation (so a bad config fails before any training), ``train(cfg)`` fits and returns the final
+Importable and testable without Hydra's command line: ``build_run(cfg)`` does every instantiation and the
+checks that need the built objects (those that need no torch ran when the app started, so a bad config
+fails before any training), ``train(cfg)`` fits and returns the final
 metrics, ``main(cfg)`` is what the script calls and turns a :class:`ConfigError` into one line on stderr
 and exit status 2.
 """
@@ -22,9 +23,8 @@ import lightning.pytorch as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lightning_clr.app.checks import check_run
 from lightning_clr.app.cli import fail, in_multirun
 from lightning_clr.app.config import (
     ConfigError,
@@ -62,9 +62,10 @@ class Run:
 def build_run(cfg: DictConfig, with_policy: bool = True) -> Run:
     """Instantiate every component of ``cfg``, raising :class:`ConfigError` on the first bad value.
 
+    The checks that need no torch (:func:`~lightning_clr.app.checks.check_run`) ran before, when the app
+    started (:func:`~lightning_clr.app.cli.hydra_app`); these are the ones that need the built objects.
     ``with_policy=False`` leaves the ``policy`` group out (no CyclicLR callback): the range test script.
     """
-    check_run(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     cyclic_lr = build_cyclic_lr(cfg.policy) if with_policy and cfg.get("policy") is not None else None
     datamodule = build("dataset", cfg.dataset)

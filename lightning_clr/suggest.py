@@ -16,25 +16,8 @@ writes a robust version of that down:
 (``passes``) and reports how far single passes would have moved ``max_lr`` (``Bounds.spread``); the
 benchmark pages say how the passes, the parabola and its depth were chosen.
 
-Why a fraction of the peak: in a linear test the model keeps learning while the LR rises, so the curve
-turns only where the LR is already too large to make progress. Measured on 9 linear tests per task (SGD
-with momentum 0.9; ``max_lr`` 1 or 2, 4 or 8 epochs, 3 seeds), each rule's bounds trained with the
-triangular policy for 20 epochs (4 cycles) and compared with a fixed-LR grid:
-
-================================  =========================  ========================
-final val accuracy (mean, worst)  MNIST-1D CNN, batch 100    digits MLP, batch 50
-================================  =========================  ========================
-best fixed LR of the grid         0.927 (lr 0.1)             0.976 (lr 0.2)
-max = peak, base = max/4 (Smith)  0.52, 0.10                 0.961, 0.939
-max = 95% of the fall, base/3     0.56, 0.09                 0.971, 0.949
-max = 0.5 peak, base = max/3      0.92, 0.86                 0.973, 0.969
-max = 0.4 peak, base = max/3      0.93, 0.92                 0.972, 0.968
-Lightning ``lr_find``, fixed LR   0.12, 0.09                 0.71, 0.20
-================================  =========================  ========================
-
-(values for the loss curve; the ``val_acc`` curve gives the same ranking). So ``max_lr`` is 1.5x and
-``base_lr`` half the best fixed LR on MNIST-1D. The steepest descent (``lr_find``) is read off the early,
-noisy part of the fall and jumped between 1e-4 and 0.6 between seeds.
+Why a fraction of the peak (in a linear test the curve turns only where the LR is already too large to
+make progress), and the measurements behind 0.4: the benchmark page "Range test: quality".
 """
 
 from __future__ import annotations

@@ -232,5 +232,5 @@ class LastCheckpoint(Callback):
             return
         if trainer.is_global_zero and self.path.is_symlink():
             self.path.unlink()
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # all of it, said so (no log line)
         self._saved_step = trainer.global_step

@@ -9,6 +9,7 @@ with exit status 2, naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import sys
 import warnings
@@ -124,7 +125,11 @@ def hydra_app(task: Task | str, config_name: str = "config") -> None:
 
 
 def fail(message: str, status: int = 2) -> NoReturn:
-    """End the program with ``error: <message>`` as the last line on stderr."""
+    """End the program with ``error: <message>`` as the last line on stderr (and in the run's log file)."""
+    record = logging.LogRecord(__name__, logging.ERROR, __file__, 0, "error: %s", (message,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(status)
 

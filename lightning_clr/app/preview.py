@@ -93,8 +93,8 @@ def preview(cfg: DictConfig) -> Figure:
     if cyclic_lr.pending:
         names = ", ".join(f"policy.{name}=auto" for name in sorted(cyclic_lr.pending))
         raise ConfigError(
-            f"{names}: found by the LR range test when training starts; run scripts/range_test.py and give "
-            "the values to preview the schedule"
+            f"{names}: found by the LR range test when training starts; run clr-range-test with the same "
+            "overrides and give the values it prints to preview the schedule"
         )
     steps_per_epoch, total = planned_steps(cfg)
     resume = _resume_from(cfg, cyclic_lr)

@@ -12,18 +12,17 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lightning_clr.app.cli import fail, in_multirun
 from lightning_clr.app.config import (
@@ -141,8 +140,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def main(cfg: DictConfig) -> float | None:
     """What ``scripts/train.py`` runs: train, print a bad config as one line, return the optimized metric."""
-    log_to_run_file()
-    with one_line_errors():
+    with run_logging(), one_line_errors():
         metrics = train(cfg)
     metric = cfg.get("optimized_metric")
     return metrics.get(metric) if metric else None
@@ -150,41 +148,35 @@ def main(cfg: DictConfig) -> float | None:
 
 def range_test_main(cfg: DictConfig) -> None:
     """What ``scripts/range_test.py`` runs."""
-    log_to_run_file()
-    with one_line_errors():
+    with run_logging(), one_line_errors():
         range_test(cfg)
 
 
-def log_to_run_file() -> None:
-    """Put Lightning's messages and every warning in the run's log file, beside this package's own.
+@contextmanager
+def run_logging() -> Iterator[None]:
+    """Every message once, in its place: on the console and in ``<run dir>/training.log``, as Hydra sets them.
 
-    Hydra writes the root logger to ``<run dir>/training.log``, but Lightning's loggers do not propagate to
-    it and warnings go to stderr only; both are added to the file (the console output is unchanged).
+    Lightning's loggers print to stderr on their own and warnings go to stderr only; for the job they go
+    through Hydra's handlers instead (Lightning's own handler is set aside, warnings are logged), so each
+    line is printed once and the run's file gets the same lines. Put back when the job ends, so the next
+    job of a sweep logs into its own file only.
     """
-    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-    if not files:
+    if not any(isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers):
+        yield  # not a Hydra job: leave logging as it is
         return
-    for name in ("lightning.pytorch", "lightning.fabric", "py.warnings"):
+    saved = []
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
-        for handler in files:
-            if handler not in logger.handlers:
-                logger.addHandler(handler)
-    logging.getLogger("py.warnings").propagate = False  # the file only: stderr still gets the warning
-    shown = warnings.showwarning
-
-    def show_and_log(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None:
-        shown(message, category, filename, lineno, file, line)
-        logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
-
-    if getattr(shown, "__name__", "") != "show_and_log":
-        warnings.showwarning = show_and_log
+        saved.append((logger, logger.handlers[:], logger.propagate))
+        logger.handlers = [h for h in logger.handlers if type(h) is not logging.StreamHandler]
+        logger.propagate = True
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        for logger, handlers, propagate in saved:
+            logger.handlers, logger.propagate = handlers, propagate
 
 
 @contextmanager
@@ -204,7 +196,6 @@ def one_line_errors() -> Iterator[None]:
             error = keyed("policy", error)
         elif isinstance(error, DatasetMissingError):
             error = keyed("dataset", error)
-        log.error("error: %s", error)
         fail(str(error), 1 if isinstance(error, NonFiniteLossError) else 2)
 
 
@@ -233,28 +224,68 @@ def _check_monitors(cfg: DictConfig, callbacks: dict[str, Any], tester: LRRangeT
 
 
 def checkpoint_file(cfg: DictConfig) -> Path | None:
-    """The file ``ckpt_path`` names: ``last`` is ``<run dir>/checkpoints/last.ckpt``; None without one."""
+    """The file ``ckpt_path`` names; None without one.
+
+    ``last`` is ``<run dir>/checkpoints/last.ckpt``. A single run started in a new folder (no
+    ``hydra.run.dir``) has none yet: ``last`` is then the latest ``last.ckpt`` of an earlier run of the same
+    data set and model beside it (``outputs/<task_name>/*/``), said in one line. One job of a sweep keeps its
+    own folder: it starts afresh there until it has saved one (a requeued job resumes from it).
+
+    Raises:
+        ConfigError: ``last`` in a new single run with no earlier run to resume: where it looked and how to
+            point at a run.
+    """
     path = cfg.get("ckpt_path")
     if path is None:
         return None
-    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt" if path == "last" else Path(path)
+    if path != "last":
+        return Path(path)
+    run_dir = Path(cfg.paths.output_dir)
+    own = run_dir / "checkpoints" / "last.ckpt"
+    if own.is_file() or in_multirun():
+        return own
+    earlier = _latest_run_like(cfg, run_dir)
+    if earlier is None:
+        raise ConfigError(
+            f"ckpt_path=last: no checkpoints/last.ckpt in this run's folder {run_dir}, nor in an earlier run "
+            f"of this data set and model in {run_dir.parent}: give the run's folder (hydra.run.dir=<folder>) "
+            "or its checkpoint (ckpt_path=<folder>/checkpoints/last.ckpt)"
+        )
+    log.info("ckpt_path=last: resuming %s, the latest run of this data set and model", earlier)
+    return earlier
+
+
+def _latest_run_like(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The newest ``last.ckpt`` of a run beside ``run_dir`` that trained the same data set and model."""
+    candidates = sorted(
+        run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime, reverse=True
+    )
+    for last in candidates:
+        saved = last.parent.parent / ".hydra" / "config.yaml"
+        if last.parent.parent == run_dir or not saved.is_file():
+            continue
+        then = OmegaConf.load(saved)
+        if all(_settings(then, key) == _settings(cfg, key) for key in ("dataset", "model")):
+            return last
+    return None
+
+
+def _settings(cfg: Any, key: str) -> Any:
+    """A config group's values, resolved, without where its files live."""
+    node = OmegaConf.select(cfg, key)
+    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    return {k: v for k, v in values.items() if k != "data_dir"} if isinstance(values, dict) else values
 
 
 def _checkpoint(cfg: DictConfig, module: pl.LightningModule) -> str | None:
-    """``ckpt_path``: a file, or ``last`` for ``<run dir>/checkpoints/last.ckpt`` (fresh start if absent)."""
-    path = cfg.get("ckpt_path")
+    """The checkpoint ``ckpt_path`` names (:func:`checkpoint_file`), checked; None to start afresh."""
+    path = checkpoint_file(cfg)
     if path is None:
         return None
-    if path == "last":
-        last = checkpoint_file(cfg)
-        assert last is not None
-        if not last.is_file():
-            log.warning("ckpt_path=last: no %s yet, starting from scratch", last)
+    if not path.is_file():
+        if cfg.ckpt_path == "last":  # one job of a sweep, before it has saved one
             return None
-        _check_checkpoint(last, module)
-        return str(last)
-    if not Path(path).is_file():
-        raise ConfigError(f"ckpt_path={path!r} is not a file (give a checkpoint file, or `last`)")
+        raise ConfigError(f"ckpt_path={str(path)!r} is not a file (give a checkpoint file, or `last`)")
     _check_checkpoint(path, module)
     return str(path)
 

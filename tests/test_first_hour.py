@@ -1,0 +1,94 @@
+"""What a new user meets in the first hour, run as they run it: every line once, a resume that resumes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST, run_script
+
+QUICK = [*FAST, "trainer.max_epochs=1", "dataset=digits", "model=mlp", "trainer.enable_model_summary=false"]
+
+
+def _lines(text: str) -> list[str]:
+    """Log lines without their time stamp."""
+    return [re.sub(r"^\[[^]]*\]", "", line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_every_line_is_printed_once_and_the_run_file_agrees(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_script(
+        "train.py",
+        *QUICK,
+        "policy.step_size=100",
+        f"paths.data_dir={data_dir}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = _lines(result.stdout)
+    assert result.stderr.strip() == ""  # nothing a second time on stderr ("INFO: ...")
+    assert len(console) == len(set(console))
+    assert any("GPU available" in line for line in console)
+    assert any("step_size=100 is longer than the run" in line for line in console)
+    assert not any("weights_only" in line for line in console)  # our own last.ckpt saves say nothing
+    assert _lines((run_dir / "training.log").read_text()) == console
+
+
+@pytest.mark.slow
+def test_each_sweep_job_logs_only_its_own_lines(tmp_path: Path, data_dir: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_script(
+        "train.py",
+        "-m",
+        *QUICK,
+        "policy.step_size=100,200,300",
+        f"paths.data_dir={data_dir}",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    logs = sorted(sweep.glob("*/training.log"))
+    assert len(logs) == 3
+    for log, step_size in zip(logs, (100, 200, 300), strict=True):
+        warned = re.findall(r"step_size=(\d+) is longer than the run", log.read_text())
+        assert warned == [str(step_size)]
+
+
+@pytest.mark.slow
+def test_ckpt_path_last_in_a_new_folder_resumes_the_latest_run_or_says_where_it_looked(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    common = [*QUICK, "trainer.max_epochs=2", f"paths.data_dir={data_dir}"]
+    nothing = run_script("train.py", *common, "ckpt_path=last", cwd=tmp_path)
+    assert nothing.returncode == 2
+    assert (
+        nothing.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: ckpt_path=last: no checkpoints/last.ckpt in this run's folder")
+    )
+    assert "Traceback" not in nothing.stderr and not list(tmp_path.glob("outputs/train/*/checkpoints"))
+    first = run_script("train.py", *common, "trainer.max_epochs=1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (earlier,) = tmp_path.glob("outputs/train/*/checkpoints/last.ckpt")
+    resumed = run_script("train.py", *common, "ckpt_path=last", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"ckpt_path=last: resuming {earlier}, the latest run of this data set and model" in resumed.stdout
+    assert "re-planned as if total_steps=12" in resumed.stdout  # extended from 1 epoch to 2
+    other_model = run_script(
+        "train.py", *common, "model=cnn", "dataset=mnist1d", "ckpt_path=last", cwd=tmp_path
+    )
+    assert other_model.returncode == 2  # an earlier run of another model is not resumed
+
+
+@pytest.mark.slow
+def test_a_bound_left_to_the_range_test_cannot_be_drawn_and_says_which_command_finds_it(
+    tmp_path: Path,
+) -> None:
+    result = run_script("plot_policy.py", "policy.step_size=auto", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout.count("run clr-range-test") + result.stderr.count("run clr-range-test") == 1
+    assert "scripts/range_test.py" not in result.stdout + result.stderr

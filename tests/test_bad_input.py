@@ -43,7 +43,7 @@ BAD = {
     ),
     "mistyped policy key": (
         ["policy.step_sise=4"],
-        "policy.step_sise: policy has no key 'step_sise'; known keys:",
+        "policy.step_sise: policy has no key 'step_sise'; did you mean policy.step_size?",
     ),
     "mistyped trainer key": (["trainer.max_epoch=3"], "trainer.max_epoch: trainer has no key 'max_epoch'"),
     "non-numeric max_epochs": (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type"),

@@ -92,3 +92,52 @@ def test_a_bound_left_to_the_range_test_cannot_be_drawn_and_says_which_command_f
     assert result.returncode == 2
     assert result.stdout.count("run clr-range-test") + result.stderr.count("run clr-range-test") == 1
     assert "scripts/range_test.py" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "lines"),
+    [
+        (
+            ["policy.nosuch=1", "trainer.nokey=2"],
+            [
+                "policy.nosuch: policy has no key 'nosuch'; known keys: _target_,",
+                "trainer.nokey: trainer has",
+            ],
+        ),
+        (
+            ["policy.nosuch=1", "trainer.max_epochs=abc"],
+            ["policy.nosuch: policy has no key", "trainer.max_epochs=abc: Value 'abc' of type 'str'"],
+        ),
+        (
+            ["policy=nosuch", "model=nosuch"],
+            [
+                "model=nosuch is not a config of group 'model'",
+                "policy=nosuch is not a config of group 'policy'",
+            ],
+        ),
+        (
+            ["data.batch_size=0"],
+            ["data.batch_size: the config has no 'data'; did you mean dataset.batch_size?"],
+        ),
+        (["trainer.max_epoch=3"], ["trainer.max_epoch: trainer has no key 'max_epoch'; did you mean"]),
+    ],
+)
+def test_several_bad_overrides_are_all_named_one_line_each(overrides: list[str], lines: list[str]) -> None:
+    from lightning_clr.app.cli import override_error
+
+    message = override_error(overrides)
+    assert message is not None
+    got = message.splitlines()
+    assert len(got) == len(lines)
+    assert all(line.startswith(start) for line, start in zip(got, lines, strict=True))
+    assert "+data" not in message  # never advice that trains something else
+
+
+@pytest.mark.slow
+def test_several_bad_overrides_exit_2_without_a_traceback(tmp_path: Path) -> None:
+    result = run_script("train.py", "policy.nosuch=1", "trainer.max_epochs=abc", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [line[:22] for line in result.stderr.strip().splitlines()] == [
+        "error: policy.nosuch: ",
+        "error: trainer.max_epo",
+    ]

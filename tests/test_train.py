@@ -104,7 +104,10 @@ def test_script_sweep_one_folder_per_job(tmp_path: Path, data_dir: Path) -> None
     [
         (["policy=nope"], "policy=nope is not a config of group 'policy'; choose one of: exp_range, fixed"),
         (["dataset=imagenet"], "dataset=imagenet is not a config of group 'dataset'; choose one of:"),
-        (["policy.step_sise=4"], "policy.step_sise: policy has no key 'step_sise'; known keys:"),
+        (
+            ["policy.step_sise=4"],
+            "policy.step_sise: policy has no key 'step_sise'; did you mean policy.step_size?",
+        ),
         (["policy.base_lr=0.5", "policy.max_lr=0.01"], "policy.base_lr=0.5 must be less than max_lr=0.01"),
     ],
 )

@@ -8,6 +8,7 @@ with exit status 2, naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import re
@@ -70,14 +71,9 @@ def override_error(
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
             for variant in variants:
-                try:
-                    cfg = compose(config_name, overrides=variant, return_hydra_config=True)
-                except MissingConfigException as error:
-                    return _missing_option(error, variant)
-                except ConfigCompositionException as error:
-                    return _unknown_key(error, variant, config_name) or _one_line(error)
-                except (HydraException, OmegaConfBaseException) as error:
-                    return _one_line(error)
+                cfg, errors = _compose_naming_every_error(config_name, variant)
+                if errors:
+                    return "\n".join(errors)
                 multirun = multirun or cfg.hydra.mode == RunMode.MULTIRUN
                 sweeps = [o for o in parsed if o.is_sweep_override()]
                 if sweeps and not multirun:
@@ -92,6 +88,38 @@ def override_error(
     finally:
         GlobalHydra.instance().clear()
     return None
+
+
+#: At most this many bad overrides are named at once.
+MAX_ERRORS = 5
+
+
+def _compose_naming_every_error(config_name: str, overrides: Sequence[str]) -> tuple[Any, list[str]]:
+    """Compose ``overrides``; on an error, name it, leave that override out and compose the rest again.
+
+    Returns the config (None if any override failed) and one line per bad override.
+    """
+    remaining, errors = list(overrides), list[str]()
+    while len(errors) < MAX_ERRORS:
+        try:
+            cfg = compose(config_name, overrides=remaining, return_hydra_config=True)
+            return (None if errors else cfg), errors
+        except MissingConfigException as error:
+            message, culprit = _missing_option(error, remaining)
+        except ConfigCompositionException as error:
+            message, culprit = _unknown_key(error, remaining, config_name)
+        except (HydraException, OmegaConfBaseException) as error:
+            message, culprit = _one_line(error), _merging(error)
+        errors.append(message)
+        matches = [o for o in remaining if culprit is not None and _key(o) == culprit]
+        if not matches:
+            break
+        remaining.remove(matches[0])
+    return None, errors
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def hydra_app(task: Task | str, config_name: str = "config") -> None:
@@ -125,12 +153,12 @@ def hydra_app(task: Task | str, config_name: str = "config") -> None:
 
 
 def fail(message: str, status: int = 2) -> NoReturn:
-    """End the program with ``error: <message>`` as the last line on stderr (and in the run's log file)."""
+    """End the program with ``error: <message>`` on stderr (and in the run's log file), a line per line."""
     record = logging.LogRecord(__name__, logging.ERROR, __file__, 0, "error: %s", (message,), None)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
-    print(f"error: {message}", file=sys.stderr)
+    print("\n".join(f"error: {line}" for line in message.splitlines()), file=sys.stderr)
     raise SystemExit(status)
 
 
@@ -177,27 +205,48 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
     return variants
 
 
-def _missing_option(error: MissingConfigException, overrides: Sequence[str]) -> str:
+def _missing_option(error: MissingConfigException, overrides: Sequence[str]) -> tuple[str, str | None]:
+    """The line for a config option that does not exist, and the group whose override chose it."""
     group = str(error.missing_cfg_file or "").split("/")[0]
-    value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group), None)
+    value = next((o.split("=", 1)[1] for o in overrides if _key(o) == group), None)
     options = ", ".join(sorted(error.options or []))
     if value is not None and options:
-        return f"{group}={value} is not a config of group '{group}'; choose one of: {options}"
-    return _one_line(error)
+        return f"{group}={value} is not a config of group '{group}'; choose one of: {options}", group
+    return _one_line(error), None
 
 
-def _unknown_key(error: ConfigCompositionException, overrides: Sequence[str], config_name: str) -> str | None:
+def _unknown_key(
+    error: ConfigCompositionException, overrides: Sequence[str], config_name: str
+) -> tuple[str, str | None]:
+    """The line for a key the config does not have (with the keys it has), and that key."""
     match = re.match(r"Could not override '([^']+)'", str(error))
     if match is None:
-        return None
+        return _one_line(error), _merging(error)
     key = match.group(1)
     parent, _, name = key.rpartition(".")
-    rest = [o for o in overrides if o.split("=", 1)[0] != key]
-    node = OmegaConf.select(compose(config_name, overrides=rest), parent) if parent else None
-    known = ", ".join(sorted(str(k) for k in node)) if isinstance(node, DictConfig) else ""
+    try:  # the groups chosen give the structure; other overrides may be bad too
+        root = compose(config_name, overrides=[o for o in overrides if "." not in _key(o)])
+    except (HydraException, OmegaConfBaseException):
+        root = OmegaConf.create()
+    node = OmegaConf.select(root, parent) if parent else None
+    if parent and not isinstance(node, DictConfig):  # e.g. data.batch_size: no group `data`
+        head = parent.split(".")[0]
+        close = difflib.get_close_matches(head, [str(k) for k in root], n=1, cutoff=0.5)
+        hint = f"; did you mean {key.replace(head, close[0], 1)}?" if close else ""
+        return f"{key}: the config has no {head!r}{hint}", key
+    keys = sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
     where = f"{parent} has no key {name!r}" if parent else f"no top-level key {name!r}"
-    hint = f"; known keys: {known}" if known else ""
-    return f"{key}: {where}{hint} (add a new key with +{key}=...)"
+    close = difflib.get_close_matches(name, keys, n=1)
+    if close:
+        return f"{key}: {where}; did you mean {parent}.{close[0]}?", key
+    hint = f"; known keys: {', '.join(keys)}" if keys else ""
+    return f"{key}: {where}{hint} (add a new key with +{key}=...)", key
+
+
+def _merging(error: BaseException) -> str | None:
+    """The key of the override whose value could not be merged, if the error says so."""
+    merging = re.match(r"Error merging override (\S+)", str(error))
+    return None if merging is None else _key(merging.group(1))
 
 
 def _one_line(error: BaseException) -> str:

@@ -6,6 +6,8 @@ The table runs in-process through the real entry point (``cli.hydra_app(training
 
 from __future__ import annotations
 
+import gzip
+import struct
 import sys
 from pathlib import Path
 
@@ -14,9 +16,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_clr.app.cli import hydra_app
+from lightning_clr.app.data.cifar import CIFAR10DataModule
 from lightning_clr.app.models import MLP, ClassificationModule
 from lightning_clr.app.training import main
 from tests.conftest import FAST, run_script
+from tests.test_data import write_cifar, write_mnist
 
 ADAGRAD = ["optimizer._target_=torch.optim.Adagrad", "~optimizer.momentum", "~optimizer.nesterov"]
 STREAM = ["dataset._target_=tests.fault_helpers.StreamDataModule", "trainer.limit_train_batches=1.0"]
@@ -165,6 +169,16 @@ BAD = {
         ["optimizer.weight_decay=-0.1"],
         "optimizer.weight_decay=-0.1: Invalid weight_decay value",
     ),
+    "CIFAR-10 batch cut in half": (
+        ["dataset=cifar10", "paths.data_dir={tmp}/cifar_data", "dataset.download=false"],
+        "dataset: {tmp}/cifar_data/cifar-10-batches-py/data_batch_1 is not a CIFAR python batch",
+    ),
+    "MNIST file shorter than its header says": (
+        ["dataset=mnist", "paths.data_dir={tmp}/mnist_data", "dataset.download=false"],
+        "dataset: {tmp}/mnist_data/MNIST/raw/train-images-idx3-ubyte.gz is corrupt: its header says (60,",
+    ),
+    "max_lr not finite": (["policy.max_lr=inf"], "policy.max_lr=inf must be a finite number > 0"),
+    "base_lr not a number": (["policy.base_lr=nan"], "policy.base_lr=nan must be a finite number > 0"),
     "a sweep without -m": (
         ["policy.step_size=40,80"],
         "policy.step_size=40,80 gives several values (a sweep): add -m",
@@ -173,6 +187,7 @@ BAD = {
 
 
 def _argv(tmp_path: Path, data_dir: Path, overrides: list[str]) -> list[str]:
+    _broken_data_files(tmp_path)
     (tmp_path / "corrupt.ckpt").write_bytes(b"PK\x03\x04 half a checkpoint")
     (tmp_path / "notes.txt").write_text("hello, not a checkpoint\n")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.ckpt")
@@ -224,3 +239,16 @@ def test_bad_input_in_a_subprocess(case: str, tmp_path: Path, data_dir: Path) ->
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: " + message.format(tmp=tmp_path))
     _assert_nothing_trained(tmp_path / "run")
+
+
+def _broken_data_files(tmp_path: Path) -> None:
+    """A CIFAR-10 whose first batch is cut in half; an MNIST whose images file says 60 and holds 10."""
+    write_cifar(tmp_path / "cifar_data", CIFAR10DataModule)
+    batch = tmp_path / "cifar_data" / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(batch.read_bytes()[: batch.stat().st_size // 2])
+    raw = tmp_path / "mnist_data" / "MNIST" / "raw"
+    write_mnist(raw)
+    images = raw / "train-images-idx3-ubyte.gz"
+    data = gzip.decompress(images.read_bytes())
+    header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 60, 28, 28)
+    images.write_bytes(gzip.compress(header + data[16 : 16 + 10 * 28 * 28]))

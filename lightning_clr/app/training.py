@@ -33,7 +33,7 @@ from lightning_clr.app.config import (
     build_range_test,
     keyed,
 )
-from lightning_clr.app.data import DatasetMissingError
+from lightning_clr.app.data import DataFileError, DatasetMissingError
 from lightning_clr.app.distributed import distributed_job
 from lightning_clr.app.hparams import hparams, log_hparams
 from lightning_clr.app.models import ClassificationModule
@@ -189,12 +189,12 @@ def one_line_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (ConfigError, SetupError, DatasetMissingError, NonFiniteLossError) as error:
+    except (ConfigError, SetupError, DatasetMissingError, DataFileError, NonFiniteLossError) as error:
         if in_multirun():  # one job of a sweep: let the sweep record it and run the others
             raise
         if isinstance(error, SetupError):
             error = keyed("policy", error)
-        elif isinstance(error, DatasetMissingError):
+        elif isinstance(error, DatasetMissingError | DataFileError):
             error = keyed("dataset", error)
         fail(str(error), 1 if isinstance(error, NonFiniteLossError) else 2)
 

@@ -12,7 +12,7 @@ Example::
     ((1, 8, 8), 10)
 """
 
-from lightning_clr.app.data.base import ClassificationDataModule, DatasetMissingError, Splits
+from lightning_clr.app.data.base import ClassificationDataModule, DataFileError, DatasetMissingError, Splits
 from lightning_clr.app.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from lightning_clr.app.data.digits import DigitsDataModule
 from lightning_clr.app.data.mnist import FashionMNISTDataModule, MNISTDataModule
@@ -22,6 +22,7 @@ __all__ = [
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "ClassificationDataModule",
+    "DataFileError",
     "DatasetMissingError",
     "DigitsDataModule",
     "FashionMNISTDataModule",

@@ -22,6 +22,11 @@ class DatasetMissingError(FileNotFoundError):
     """A data set is not on disk and cannot be downloaded; the message says where to put it."""
 
 
+class DataFileError(ValueError):
+    """A data set's file on disk is not what it should be (truncated, another format); the message names
+    the file, what is wrong and how to fix it."""
+
+
 class Splits(NamedTuple):
     """Training and validation tensors: inputs ``(N, *input_shape)`` float32, labels ``(N,)`` int64."""
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_clr.app.data.base import ClassificationDataModule, Splits, check_mirrors
+from lightning_clr.app.data.base import ClassificationDataModule, DataFileError, Splits, check_mirrors
 from lightning_clr.app.data.download import DownloadError, download_file, extract_tar, missing_error
 from lightning_clr.validation import boolean
 
@@ -79,7 +79,7 @@ class CIFAR10DataModule(ClassificationDataModule):
         mirrors: base URLs the archive is fetched from, tried in turn (default :data:`CIFAR_MIRRORS`).
 
     Raises:
-        ValueError: an argument is out of range.
+        InvalidArgument: an argument is out of range.
 
     Example::
 
@@ -148,7 +148,7 @@ class CIFAR10DataModule(ClassificationDataModule):
                 raise missing_error(*args, reason=str(err)) from err
         extract_tar(archive, self.data_dir)
         if self._missing():
-            raise ValueError(
+            raise DataFileError(
                 f"{archive} has no {self.folder}/{self._missing()[0]}; delete it and download again"
             )
 
@@ -166,14 +166,14 @@ class CIFAR10DataModule(ClassificationDataModule):
             images = np.asarray(batch[b"data"], dtype=np.uint8)
             labels = np.asarray(batch[self.label_key], dtype=np.int64)
         except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError) as err:
-            raise ValueError(f"{path} is not a CIFAR python batch ({err!r}); {fix}") from err
+            raise DataFileError(f"{path} is not a CIFAR python batch ({err!r}); {fix}") from err
         if images.ndim != 2 or images.shape[1] != 3072 or labels.shape != (len(images),):
-            raise ValueError(
+            raise DataFileError(
                 f"{path} holds data {images.shape} and labels {labels.shape}, "
                 f"expected (N, 3072) and (N,); {fix}"
             )
         if len(labels) and not 0 <= labels.min() <= labels.max() < self.num_classes:
-            raise ValueError(f"{path} has labels outside 0..{self.num_classes - 1}; {fix}")
+            raise DataFileError(f"{path} has labels outside 0..{self.num_classes - 1}; {fix}")
         return images, labels
 
 

@@ -20,7 +20,7 @@ class DigitsDataModule(ClassificationDataModule):
         val_fraction: fraction of the images held out for validation.
 
     Raises:
-        ValueError: an argument is out of range.
+        InvalidArgument: an argument is out of range.
 
     Example::
 

@@ -12,6 +12,7 @@ import torch
 
 from lightning_clr.app.data.base import (
     ClassificationDataModule,
+    DataFileError,
     Splits,
     check_fraction,
     check_mirrors,
@@ -49,7 +50,7 @@ def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (gzip-compressed if its name ends in ``.gz``) into a native-endian array.
 
     Raises:
-        ValueError: the file is not gzip when it should be, has a bad magic number, or its size does not
+        DataFileError: the file is not gzip when it should be, has a bad magic number, or its size does not
             match the dimensions in its header.
 
     Example::
@@ -65,17 +66,17 @@ def read_idx(path: Path) -> np.ndarray:
         with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as file:
             data = file.read()
     except (EOFError, gzip.BadGzipFile) as err:
-        raise ValueError(f"{path} is not a valid gzip file ({err}); {fix}") from err
+        raise DataFileError(f"{path} is not a valid gzip file ({err}); {fix}") from err
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (magic number 0x{data[:4].hex()}); {fix}")
+        raise DataFileError(f"{path} is not an IDX file (magic number 0x{data[:4].hex()}); {fix}")
     header = 4 + 4 * data[3]
     if len(data) < header:
-        raise ValueError(f"{path} is truncated inside its IDX header; {fix}")
+        raise DataFileError(f"{path} is truncated inside its IDX header; {fix}")
     shape = struct.unpack(f">{data[3]}I", data[4:header])
     dtype = np.dtype(IDX_DTYPES[data[2]])
     expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
-        raise ValueError(
+        raise DataFileError(
             f"{path} is corrupt: its header says {shape} of {dtype.name} ({expected} bytes) "
             f"but it holds {len(data)} bytes; {fix}"
         )
@@ -96,7 +97,7 @@ class MNISTDataModule(ClassificationDataModule):
         mirrors: base URLs the files are fetched from, tried in turn (default :data:`MNIST_MIRRORS`).
 
     Raises:
-        ValueError: an argument is out of range.
+        InvalidArgument: an argument is out of range.
 
     Example::
 
@@ -169,11 +170,11 @@ class MNISTDataModule(ClassificationDataModule):
         assert images_path is not None and labels_path is not None  # _ensure_files checked
         images, labels = read_idx(images_path), read_idx(labels_path)
         if images.ndim != 3 or images.shape[1:] != self.input_shape[1:]:
-            raise ValueError(
+            raise DataFileError(
                 f"{images_path} holds images of shape {images.shape[1:]}, expected {self.input_shape[1:]}"
             )
         if labels.shape != (len(images),) or labels.max(initial=0) >= self.num_classes:
-            raise ValueError(
+            raise DataFileError(
                 f"{labels_path} holds {labels.shape} labels up to {labels.max(initial=0)}, expected "
                 f"({len(images)},) labels below {self.num_classes} to match {images_path.name}"
             )

@@ -36,7 +36,7 @@ class MNIST1DDataModule(ClassificationDataModule):
         train_split: fraction of them used for training; the rest is the validation set.
 
     Raises:
-        ValueError: an argument is out of range.
+        InvalidArgument: an argument is out of range.
 
     Example::
 

@@ -141,3 +141,19 @@ def test_several_bad_overrides_exit_2_without_a_traceback(tmp_path: Path) -> Non
         "error: policy.nosuch: ",
         "error: trainer.max_epo",
     ]
+
+
+def test_a_missing_sweeper_names_the_extra_that_installs_it(tmp_path: Path) -> None:
+    """A config asking for a sweeper that is not installed (as optuna is without the [sweeps] extra)."""
+    from lightning_clr.app.cli import override_error
+
+    (tmp_path / "hparams_search").mkdir()
+    (tmp_path / "hparams_search" / "optuna_clr.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /hydra/sweeper: optuna_missing\n"
+    )
+    (tmp_path / "config.yaml").write_text("defaults:\n  - _self_\n  - hparams_search: null\nseed: 1\n")
+    message = override_error(["hparams_search=optuna_clr"], config_dir=tmp_path, multirun=True)
+    assert message == (
+        "hparams_search=optuna_clr needs Hydra's sweeper 'optuna_missing', which is not installed: "
+        "pip install \"lightning-clr[sweeps]\" (it brings the Hydra sweeper plugin 'optuna_missing')"
+    )

@@ -90,6 +90,8 @@ def override_error(
     return None
 
 
+#: The package behind each Hydra plugin a config group asks for (the ``[sweeps]`` extra installs them).
+PLUGINS = {"optuna": "hydra-optuna-sweeper", "submitit_slurm": "hydra-submitit-launcher"}
 #: At most this many bad overrides are named at once.
 MAX_ERRORS = 5
 
@@ -207,7 +209,16 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
 
 def _missing_option(error: MissingConfigException, overrides: Sequence[str]) -> tuple[str, str | None]:
     """The line for a config option that does not exist, and the group whose override chose it."""
-    group = str(error.missing_cfg_file or "").split("/")[0]
+    missing = str(error.missing_cfg_file or "")
+    plugin_group, _, plugin = missing.removeprefix("hydra/").rpartition("/")
+    if missing.startswith("hydra/") and plugin_group in ("sweeper", "launcher"):
+        package = PLUGINS.get(plugin, f"the Hydra {plugin_group} plugin '{plugin}'")
+        asked = " ".join(o for o in overrides if _key(o) in ("hparams_search", "strategy")) or "the config"
+        return (
+            f"{asked} needs Hydra's {plugin_group} '{plugin}', which is not installed: "
+            f'pip install "lightning-clr[sweeps]" (it brings {package})'
+        ), None
+    group = missing.split("/")[0]
     value = next((o.split("=", 1)[1] for o in overrides if _key(o) == group), None)
     options = ", ".join(sorted(error.options or []))
     if value is not None and options:

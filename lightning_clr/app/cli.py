@@ -12,6 +12,7 @@ import difflib
 import importlib
 import logging
 import re
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -80,6 +81,12 @@ def override_error(
                     return (
                         f"{sweeps[0].input_line} gives several values (a sweep): add -m to run one job per "
                         "value, or give one value"
+                    )
+                launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+                if multirun and launcher.endswith("SlurmSweepLauncher") and shutil.which("srun") is None:
+                    return (
+                        "strategy=slurm submits the jobs to SLURM, but this machine has no SLURM commands "
+                        "(srun, sbatch): run it where they are, e.g. on the cluster's login node"
                     )
                 key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
                 check_writable_dir(key, OmegaConf.select(cfg, key))

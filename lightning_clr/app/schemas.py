@@ -129,6 +129,7 @@ def register() -> None:
     """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore, and the
     app's resolver ``gpus_per_node`` (``conf/strategy/slurm.yaml``) with OmegaConf."""
     OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)
+    _register_slurm_launcher()
     store = ConfigStore.instance()
     store.store(group="trainer", name="schema", node=trainer_schema())
     store.store(group="range_test", name="schema", node=range_test_schema())
@@ -143,3 +144,19 @@ def _field_type(hint: Any) -> Any:
         if len(rest) == 1 and rest[0] in _PLAIN:
             return Optional[rest[0]]  # noqa: UP045 - OmegaConf needs typing.Optional, not X | None
     return Any
+
+
+def _register_slurm_launcher() -> None:
+    """Make our SLURM launcher known to Hydra however the package is installed.
+
+    Hydra finds plugins by listing the folders of the ``hydra_plugins`` namespace package; an editable
+    install (``pip install -e .``) serves ours through an import hook instead of a folder, so the listing
+    misses it. Registering the class by name works for both.
+    """
+    from hydra.core.plugins import Plugins
+
+    try:
+        from hydra_plugins.lightning_clr_slurm.slurm_sweep_launcher import SlurmSweepLauncher
+    except ImportError:  # hydra-submitit-launcher is not installed: the [sweeps] extra
+        return
+    Plugins.instance().register(SlurmSweepLauncher)

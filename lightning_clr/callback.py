@@ -67,9 +67,11 @@ class CyclicLR(Callback):
       ``lr`` and every other group keeps its ratio to it (fine-tuning a backbone at a tenth of the head's
       LR stays at a tenth). Per-group lists give every group its exact values.
 
-    The LR of the coming step is in the param groups from the end of the previous one, so anything that
-    reads it between steps (``LearningRateMonitor`` in any position, the model itself) sees the LR that
-    the step will use. It is logged under ``lr`` (``lr/group{i}``, ``lr/opt{j}-group{i}``) at every step,
+    The LR of the coming step is in the param groups from the end of the previous batch, so anything that
+    reads it between batches (``LearningRateMonitor`` in any position, the model itself) sees the LR that
+    the step will use; each step gets its own LR again right before it. Under manual optimization an
+    optimizer that steps twice in one batch (a discriminator's two steps) holds, between those two, the LR
+    of the step it just took. It is logged under ``lr`` (``lr/group{i}``, ``lr/opt{j}-group{i}``) at every step,
     straight to the loggers, so ``log_every_n_steps`` cannot alias the triangle away.
 
     **The run's length**: the end phase of a policy (``final_anneal``, ``cycles``, ``OneCycle``) is planned

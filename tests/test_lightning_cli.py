@@ -52,22 +52,16 @@ def test_the_docs_config_file_trains_with_triangular2(tmp_path: Path) -> None:
 
 
 def test_the_command_line_appends_the_callback_and_sets_its_policy(tmp_path: Path) -> None:
-    cli = run_cli(
-        [
-            f"--model={DEMO}.DemoModel",
-            f"--data={DEMO}.BoringDataModule",
-            "--trainer.max_epochs=1",
-            "--trainer.callbacks+=lightning_clr.CyclicLR",
-            "--trainer.callbacks.policy=lightning_clr.policies.Triangular",
-            "--trainer.callbacks.policy.base_lr=0.001",
-            "--trainer.callbacks.policy.max_lr=0.006",
-            "--trainer.callbacks.policy.step_size=32",
-        ],
-        tmp_path,
-    )
+    """The docs' command, as printed there."""
+    page = (ROOT / "docs" / "guide" / "lightning-cli.md").read_text()
+    command = page.split("## On the command line", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    args = command.replace("\\\n", " ").split()
+    assert args[:3] == ["python", "main.py", "fit"] and "--trainer.max_epochs=4" in args
+    cli = run_cli(args[3:], tmp_path)
+    assert cli.trainer.global_step == 4 * 64  # 4 epochs of BoringDataModule's 64 batches
     clr = the_callback(cli, CyclicLR)
     assert clr.policy == Triangular(0.001, 0.006, step_size=32)
-    assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(clr.policy(64))
+    assert cli.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(clr.policy(256))
 
 
 def test_the_range_test_form_hands_its_bounds_to_the_policy(tmp_path: Path) -> None:

@@ -30,8 +30,8 @@ DEFAULT_MIN_LR = 1e-4
 #: test starts: SGD at 0.01 up to 1, Adam at 0.001 up to 0.1 (a span of 1 is too coarse for Adam).
 MAX_LR_FACTOR = 100
 DEFAULT_EPOCHS = 4
-#: Passes from the same weights on other batches; the bounds come from their median curve (README: one
-#: pass moved the suggested max_lr by up to 2.9x between seeds, five by up to 1.7x).
+#: Passes from the same weights on other batches; the bounds come from their median curve (how far max_lr
+#: moves between seeds: docs/benchmarks/range-test-stability.md).
 DEFAULT_PASSES = 5
 #: At least this many steps per pass when the length is given in epochs (a small data set's 4 epochs are
 #: too few points to read).

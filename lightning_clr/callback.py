@@ -71,8 +71,8 @@ class CyclicLR(Callback):
     reads it between batches (``LearningRateMonitor`` in any position, the model itself) sees the LR that
     the step will use; each step gets its own LR again right before it. Under manual optimization an
     optimizer that steps twice in one batch (a discriminator's two steps) holds, between those two, the LR
-    of the step it just took. It is logged under ``lr`` (``lr/group{i}``, ``lr/opt{j}-group{i}``) at every step,
-    straight to the loggers, so ``log_every_n_steps`` cannot alias the triangle away.
+    of the step it just took. It is logged under ``lr`` (``lr/group{i}``, ``lr/opt{j}-group{i}``) at every
+    step, straight to the loggers, so ``log_every_n_steps`` cannot alias the triangle away.
 
     **The run's length**: the end phase of a policy (``final_anneal``, ``cycles``, ``OneCycle``) is planned
     for the optimizer steps the run will take (:mod:`lightning_clr.run_length`; each optimizer's own under

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 from lightning_clr.validation import fail, finite, integer, is_list, positive
 
 __all__ = [
+    "WSD",
+    "Cosine",
     "ExpRange",
     "Fixed",
     "OneCycle",
@@ -749,6 +751,187 @@ class OneCycle(Policy):
         if total_steps is None:
             fail("total_steps", None, "must be given to resolve OneCycle(total_steps=None)")
         return self.replace(total_steps=total_steps)
+
+
+#: How a decay falls from 1 to 0 as ``pct`` goes from 0 to 1 (WSD's cooldown; Hägele et al. 2024).
+DECAY_SHAPES: dict[str, Callable[[float], float]] = {
+    "linear": lambda pct: 1.0 - pct,
+    "1-sqrt": lambda pct: 1.0 - math.sqrt(pct),
+    "cosine": lambda pct: (1.0 + math.cos(math.pi * pct)) / 2.0,
+}
+
+
+class _RunLengthPolicy(Policy):
+    """A warmup, then a shape planned over the whole run: needs ``total_steps`` (resolved at fit start)."""
+
+    max_lr: Bounds
+    total_steps: int | None
+    warmup: float
+    final_lr_ratio: float
+
+    def _check(self) -> None:
+        peaks = _lr_values("max_lr", self.max_lr)
+        _set(self, "num_groups", None if isinstance(peaks, float) else len(peaks))
+        _set(self, "_peaks", (peaks,) if isinstance(peaks, float) else peaks)
+        _set(self, "max_lr", _normalised(self.max_lr))
+        if self.total_steps is not None:
+            _set(self, "total_steps", integer("total_steps", self.total_steps))
+        for name in ("warmup", "final_lr_ratio"):
+            number = finite(getattr(self, name))
+            if number is None or not 0 <= number < 1:
+                fail(name, getattr(self, name), "must be a number in [0, 1)")
+            _set(self, name, number)
+
+    def _warmup_steps(self) -> int:
+        return round(self.warmup * self._total())
+
+    def _total(self) -> int:
+        if self.total_steps is None:
+            raise RuntimeError(
+                f"{self!r} has total_steps=None, which must be resolved first with "
+                "policy.resolve(steps_per_epoch, total_steps); the CyclicLR callback does it when training "
+                "starts"
+            )
+        return self.total_steps
+
+    def _decay(self, iteration: int) -> float:
+        """After the warmup: 1 at ``max_lr``, 0 at the final LR."""
+        raise NotImplementedError
+
+    def __call__(self, iteration: int, group: int = 0) -> float:
+        peaks: tuple[float, ...] = self._peaks  # type: ignore[attr-defined]  # set in _check
+        peak = peaks[0 if self.num_groups is None else group]
+        warmed = self._warmed(iteration)
+        if warmed is not None:  # from 0 up to the peak
+            return peak * warmed
+        final = peak * self.final_lr_ratio
+        return final + (peak - final) * self._decay(iteration)
+
+    def momentum_scale(self, iteration: int) -> float:
+        warmed = self._warmed(iteration)
+        return self._decay(iteration) if warmed is None else warmed
+
+    @property
+    def needs_resolution(self) -> bool:
+        return self.total_steps is None
+
+    @property
+    def needs_run_length(self) -> bool:
+        return self.total_steps is None
+
+    def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
+        if not self.needs_resolution:
+            return self
+        return self.replace(total_steps=_run_length(total_steps, f" to resolve {self.name}"))
+
+    def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
+        return self._planned_length_problem(run_steps)
+
+    def _warmed(self, iteration: int) -> float | None:
+        """The warmup's height at ``iteration`` (linear, reaching 1 at its last step); None after it."""
+        warmup = self._warmup_steps()
+        return (iteration + 1) / warmup if iteration < warmup else None
+
+
+@dataclass(frozen=True, repr=False)
+class Cosine(_RunLengthPolicy):
+    """The baseline users reach for: cosine annealing over the run, after an optional linear warmup.
+
+    The LR rises linearly to ``max_lr`` over the first ``warmup`` of the run, then falls along half a cosine
+    to ``max_lr * final_lr_ratio`` at the run's last step (``torch.optim.lr_scheduler.CosineAnnealingLR``
+    with ``eta_min = max_lr * final_lr_ratio`` and ``T_max`` the steps after the warmup).
+
+    Args:
+        max_lr: the peak LR; a list gives one per param group.
+        total_steps: optimizer steps in the run; None resolves it when training starts.
+        warmup: the fraction of the run, in [0, 1), spent rising linearly to ``max_lr``.
+        final_lr_ratio: the last step's LR over ``max_lr``, in [0, 1).
+
+    Raises:
+        InvalidArgument: on a bad ``max_lr``, ``total_steps``, ``warmup`` or ``final_lr_ratio``.
+
+    Example::
+
+        >>> policy = Cosine(0.1, total_steps=101)
+        >>> [round(policy(k), 6) for k in (0, 50, 100)]
+        [0.1, 0.05, 0.0]
+    """
+
+    name: ClassVar[str] = "cosine"
+
+    max_lr: Bounds
+    total_steps: int | None = None
+    warmup: float = 0.0
+    final_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    def _decay(self, iteration: int) -> float:
+        start, last = self._warmup_steps(), self._total() - 1
+        pct = 1.0 if last <= start else min(1.0, (iteration - start) / (last - start))
+        return DECAY_SHAPES["cosine"](pct)
+
+    def end_phase_start(self) -> int | None:
+        return None if self.total_steps is None else self._warmup_steps()
+
+
+@dataclass(frozen=True, repr=False)
+class WSD(_RunLengthPolicy):
+    """Warmup-stable-decay: a linear warmup, ``max_lr`` held, then a short cooldown (Hägele et al. 2024).
+
+    Only the cooldown depends on the run's length, so a WSD run can be extended like a CLR run.
+
+    Args:
+        max_lr: the LR of the stable phase; a list gives one per param group.
+        total_steps: optimizer steps in the run; None resolves it when training starts.
+        warmup: the fraction of the run, in [0, 1), spent rising linearly to ``max_lr``.
+        cooldown: the fraction of the run, in (0, 1), at its end in which the LR falls to the final LR.
+        cooldown_shape: ``"1-sqrt"`` (Hägele et al.'s best), ``"linear"`` or ``"cosine"``.
+        final_lr_ratio: the last step's LR over ``max_lr``, in [0, 1).
+
+    Raises:
+        InvalidArgument: on a bad argument, or warmup and cooldown that leave no stable phase.
+
+    Example::
+
+        >>> policy = WSD(0.1, total_steps=100, warmup=0.05, cooldown=0.2, cooldown_shape="linear")
+        >>> [round(policy(k), 6) for k in (0, 4, 50, 79, 89, 99)]
+        [0.02, 0.1, 0.1, 0.1, 0.05, 0.0]
+    """
+
+    name: ClassVar[str] = "wsd"
+
+    max_lr: Bounds
+    total_steps: int | None = None
+    warmup: float = 0.05
+    cooldown: float = 0.2
+    cooldown_shape: str = "1-sqrt"
+    final_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._check()
+        cooldown = finite(self.cooldown)
+        if cooldown is None or not 0 < cooldown < 1:
+            fail("cooldown", self.cooldown, "must be a number in (0, 1)")
+        if self.warmup + cooldown >= 1:
+            fail("cooldown", self.cooldown, f"and warmup={self.warmup!r} must add up to less than 1")
+        _set(self, "cooldown", cooldown)
+        if self.cooldown_shape not in DECAY_SHAPES:
+            fail("cooldown_shape", self.cooldown_shape, f"must be one of {', '.join(DECAY_SHAPES)}")
+
+    def _cooldown_steps(self) -> int:
+        return max(1, round(self.cooldown * self._total()))
+
+    def _decay(self, iteration: int) -> float:
+        steps = self._cooldown_steps()
+        done = iteration - (self._total() - steps) + 1  # 1 at the cooldown's first step
+        if done <= 0:
+            return 1.0
+        return DECAY_SHAPES[self.cooldown_shape](min(1.0, done / steps))
+
+    def end_phase_start(self) -> int | None:
+        return None if self.total_steps is None else self._total() - self._cooldown_steps()
 
 
 # --- validation --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 import warnings
 from itertools import pairwise
 
@@ -506,3 +507,90 @@ def test_plot_schedule_single_policy_and_errors() -> None:
         plot_schedule(Triangular(0.001, 0.006, step_size_epochs=2), 200)
     with pytest.raises(ValueError, match=r"^base_momentum=0.85 "):
         plot_schedule(Triangular(0.001, 0.006, 50), 200, base_momentum=0.85)
+
+
+# --- the baselines users compare against: cosine and warmup-stable-decay -------------------------------
+
+
+def test_cosine_matches_torchs_cosine_annealing() -> None:
+    from lightning_clr.policies import Cosine
+
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=99, eta_min=0.001)
+    ours = Cosine(0.1, total_steps=100, final_lr_ratio=0.01)
+    torchs = []
+    for _ in range(100):
+        torchs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert [ours(k) for k in range(100)] == pytest.approx(torchs, rel=1e-9)
+
+
+def test_warmup_cosine_rises_linearly_then_follows_the_cosine() -> None:
+    from lightning_clr.policies import Cosine
+
+    policy = Cosine([0.1, 0.01], total_steps=40, warmup=0.1)  # 4 warmup steps, per-group peaks
+    assert [policy(k) for k in range(4)] == pytest.approx([0.025, 0.05, 0.075, 0.1])
+    decay = [0.1 * (1 + math.cos(math.pi * (k - 4) / 35)) / 2 for k in range(4, 40)]
+    assert [policy(k) for k in range(4, 40)] == pytest.approx(decay, rel=1e-12)
+    assert policy(39, 1) == 0.0 and policy(4, 1) == pytest.approx(0.01)
+    assert policy.end_phase_start() == 4
+
+
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt", "cosine"])
+def test_wsd_warms_up_holds_and_cools_down_by_its_shape(shape: str) -> None:
+    from lightning_clr.policies import WSD
+
+    decay = {
+        "linear": lambda p: 1 - p,
+        "1-sqrt": lambda p: 1 - math.sqrt(p),
+        "cosine": lambda p: (1 + math.cos(math.pi * p)) / 2,
+    }[shape]
+    policy = WSD(0.2, total_steps=200, warmup=0.05, cooldown=0.2, cooldown_shape=shape, final_lr_ratio=0.1)
+    expected = (
+        [0.2 * (k + 1) / 10 for k in range(10)]
+        + [0.2] * 150
+        + [0.02 + 0.18 * decay((k - 160 + 1) / 40) for k in range(160, 200)]
+    )
+    assert [policy(k) for k in range(200)] == pytest.approx(expected, rel=1e-12)
+    assert policy(199) == pytest.approx(0.02) and policy.end_phase_start() == 160
+    assert [policy.momentum_scale(k) for k in (9, 100, 199)] == pytest.approx([1.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: __import__("lightning_clr.policies").policies.WSD(0.1, warmup=0.5, cooldown=0.5),
+            "cooldown=0.5 and warmup=0.5 must add up to less than 1",
+        ),
+        (
+            lambda: __import__("lightning_clr.policies").policies.WSD(0.1, cooldown_shape="sqrt"),
+            "cooldown_shape='sqrt' must be one of linear, 1-sqrt, cosine",
+        ),
+        (
+            lambda: __import__("lightning_clr.policies").policies.Cosine(0.1, warmup=1.0),
+            "warmup=1.0 must be a number in [0, 1)",
+        ),
+        (
+            lambda: __import__("lightning_clr.policies").policies.Cosine(0.1)(3),
+            "total_steps=None, which must be resolved first",
+        ),
+    ],
+)
+def test_cosine_and_wsd_reject_bad_arguments(make, message: str) -> None:
+    with pytest.raises((ValueError, RuntimeError), match=re.escape(message)):
+        make()
+
+
+def test_wsd_and_cosine_through_the_callback_take_the_runs_length() -> None:
+    from lightning_clr import CyclicLR
+    from lightning_clr.policies import WSD, Cosine
+    from tests.test_callback import Recorder, fit
+
+    for policy in (WSD(0.1), Cosine(0.1, warmup=0.1)):
+        recorder = Recorder()
+        fit([CyclicLR(policy), recorder], max_epochs=3)  # 30 steps
+        resolved = policy.resolve(None, 30)
+        assert [lrs[0] for lrs in recorder.lrs] == [resolved(k) for k in range(30)]

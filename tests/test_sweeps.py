@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,3 +164,31 @@ def test_optuna_search_over_step_size_and_bounds(tmp_path: Path, data_dir: Path)
     rows = read_summary(sweep_dir)
     assert [row["status"] for row in rows] == ["completed", "completed"]
     assert max(float(row["best_val_acc"]) for row in rows) == pytest.approx(results.best_value, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_sweep_over_policies_prints_and_writes_a_row_per_policy(tmp_path: Path, data_dir: Path) -> None:
+    """``clr-train -m policy=triangular,cosine,wsd,fixed seed=0,1``: mean and sd per policy, and how soon each
+    reached the fixed LR's best accuracy of its own seed."""
+    result, sweep_dir = run_sweep(
+        tmp_path,
+        data_dir,
+        "dataset=digits",
+        "model=mlp",
+        "trainer.max_epochs=3",
+        "policy=triangular,cosine,wsd,fixed",
+        "seed=0,1",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (sweep_dir / "summary_by_policy.csv").open() as file:
+        rows = {row["policy"]: row for row in csv.DictReader(file)}
+    assert list(rows) == ["triangular", "cosine", "wsd", "fixed"]
+    records = [json.loads(path.read_text()) for path in sweep_dir.glob("*/sweep_job.json")]
+    for policy, row in rows.items():
+        runs = [r for r in records if r["policy"] == policy]
+        finals = [r["curve"][-1] for r in runs]
+        assert row["runs"] == "2" and len(runs[0]["curve"]) == 3
+        assert row["final_val_acc"] == f"{statistics.fmean(finals):.4f} ({statistics.stdev(finals):.4f})"
+        assert row["reached_fixed_best"].endswith("/2")
+    assert rows["fixed"]["reached_fixed_best"] == "2/2"  # each fixed run reaches its own best
+    assert "by policy:" in result.stdout

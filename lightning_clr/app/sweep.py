@@ -5,8 +5,9 @@ batches never run and no ``on_multirun_end`` callback sees the jobs that did. :c
 records every job in its own folder (``sweep_job.json``: overrides, status, best validation accuracy and
 the epoch it was reached, wall time, error), logs a failed job's traceback to that job's log and hands the
 sweeper NaN instead of the exception, so the remaining jobs run (an Optuna sweeper records the trial as
-failed). At the end of the multirun it writes ``summary.csv`` into the sweep folder, prints the table, and
-exits with status 1 naming the failed jobs, if any.
+failed). At the end of the multirun it writes ``summary.csv`` into the sweep folder, prints the table (and,
+for a sweep over policies, ``summary_by_policy.csv``: :func:`by_policy`), and exits with status 1 naming the
+failed jobs, if any.
 
 Switched on in ``conf/hydra/default.yaml``; outside multirun it does nothing.
 """
@@ -18,6 +19,7 @@ import hashlib
 import json
 import logging
 import math
+import statistics
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,7 @@ JOB_FILE = "sweep_job.json"
 #: When the job's first segment started (a requeued job runs in several), in the job's folder.
 STARTED_FILE = ".sweep_job_started"
 SUMMARY_FILE = "summary.csv"
+POLICY_SUMMARY_FILE = "summary_by_policy.csv"
 #: Longest job folder name (bytes) before :func:`short_dirname` shortens it; file systems allow 255.
 MAX_DIRNAME = 200
 COLUMNS = ("job", "overrides", "status", "best_val_acc", "best_epoch", "wall_s", "error")
@@ -77,7 +80,13 @@ class SweepSummary(Callback):
             job_return.status = JobStatus.COMPLETED
             job_return.return_value = math.nan
         write_record(
-            output_dir, int(config.hydra.job.num), config.hydra.job.override_dirname, self.metric, error
+            output_dir,
+            int(config.hydra.job.num),
+            config.hydra.job.override_dirname,
+            self.metric,
+            error,
+            policy=OmegaConf.select(config, "hydra.runtime.choices.policy"),
+            seed=config.get("seed"),
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -87,6 +96,10 @@ class SweepSummary(Callback):
         from rich.console import Console
 
         Console().print(table(records, f"{sweep_dir / SUMMARY_FILE}"))
+        policies = by_policy(records, self.metric)
+        if len(policies) > 1:
+            write_csv(policies, sweep_dir / POLICY_SUMMARY_FILE)
+            Console().print(table(policies, f"by policy: {sweep_dir / POLICY_SUMMARY_FILE}"))
         failed = [record for record in records if record["status"] != "completed"]
         if failed:
             names = ", ".join(f"{r['job']} ({r['overrides']}): {r['error']}" for r in failed)
@@ -124,9 +137,20 @@ def best_of(run_dir: Path, metric: str) -> dict[str, Any]:
         >>> best_of(Path("no/such/run"), "val_acc")
         {'best_val_acc': None, 'best_epoch': None}
     """
+
+    curve = curve_of(run_dir, metric)
+    if not curve:
+        return {f"best_{metric}": None, "best_epoch": None}
+    epoch = max(range(len(curve)), key=lambda index: curve[index])
+    return {f"best_{metric}": curve[epoch], "best_epoch": epoch}
+
+
+def curve_of(run_dir: Path, metric: str) -> list[float]:
+    """``metric`` at the end of each epoch (0, 1, ...) of a run, from its TensorBoard logs (the last value
+    logged in each epoch; a resumed run's files continue the first's)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    best: dict[str, Any] = {f"best_{metric}": None, "best_epoch": None}
+    by_epoch: dict[int, float] = {}
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not one line per event file read
     for event_dir in sorted({path.parent for path in run_dir.glob("**/events.out.tfevents.*")}):
         accumulator = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
@@ -135,9 +159,9 @@ def best_of(run_dir: Path, metric: str) -> dict[str, Any]:
         if metric not in tags:
             continue
         epochs = {e.step: int(e.value) for e in accumulator.Scalars("epoch")} if "epoch" in tags else {}
-        top = max(accumulator.Scalars(metric), key=lambda event: event.value)
-        best = {f"best_{metric}": round(float(top.value), 6), "best_epoch": epochs.get(top.step)}
-    return best
+        for index, event in enumerate(accumulator.Scalars(metric)):
+            by_epoch[epochs.get(event.step, index)] = round(float(event.value), 6)
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
 def mark_started(job_dir: Path) -> None:
@@ -148,8 +172,19 @@ def mark_started(job_dir: Path) -> None:
         path.write_text(f"{time.time():.3f}")
 
 
-def write_record(job_dir: Path, job: int, overrides: str, metric: str, error: str = "") -> dict[str, Any]:
+def write_record(
+    job_dir: Path,
+    job: int,
+    overrides: str,
+    metric: str,
+    error: str = "",
+    policy: str | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """Write the job's ``sweep_job.json``: ``failed`` with ``error`` if one is given, else ``completed``.
+
+    Beside the table's columns it keeps the job's policy, seed and ``metric`` at each epoch (``curve``), for
+    the comparison of policies (:func:`by_policy`).
 
     ``wall_s`` runs from the start of the job's first segment, so it covers every segment of a requeued job.
 
@@ -161,6 +196,7 @@ def write_record(job_dir: Path, job: int, overrides: str, metric: str, error: st
     """
     started = job_dir / STARTED_FILE
     wall_s = round(time.time() - float(started.read_text()), 1) if started.is_file() else None
+    curve = curve_of(job_dir, metric)
     record: dict[str, Any] = {
         "job": job,
         "overrides": overrides,
@@ -168,6 +204,9 @@ def write_record(job_dir: Path, job: int, overrides: str, metric: str, error: st
         **best_of(job_dir, metric),
         "wall_s": wall_s,
         "error": error,
+        "policy": policy,
+        "seed": seed,
+        "curve": curve,
     }
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / JOB_FILE).write_text(json.dumps(record, indent=2))
@@ -180,11 +219,19 @@ def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
     return sorted(records, key=lambda record: record["job"])
 
 
+def _columns(records: list[dict[str, Any]]) -> list[str]:
+    """The table's columns: the record's, less what only the comparison of policies reads."""
+    if not records:
+        return list(COLUMNS)
+    per_job = "job" in records[0]  # the overrides already say the policy and seed
+    return [c for c in records[0] if not (per_job and c in ("policy", "seed", "curve"))]
+
+
 def write_csv(records: list[dict[str, Any]], path: Path) -> None:
-    """Write the records as a CSV table, one row per job, the metric column named as recorded."""
-    columns = list(records[0]) if records else list(COLUMNS)
+    """Write the rows as a CSV table (one per job or per policy), the metric columns named as recorded."""
+    columns = _columns(records)
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
 
@@ -194,13 +241,59 @@ def table(records: list[dict[str, Any]], title: str) -> Table:
     from rich.markup import escape
     from rich.table import Table
 
-    columns = list(records[0]) if records else list(COLUMNS)
+    columns = _columns(records)
     result = Table(title=title)
     for column in columns:
         result.add_column(column, overflow="fold")
     for record in records:
         result.add_row(*("" if record[c] is None else escape(str(record[c])) for c in columns))
     return result
+
+
+def by_policy(records: list[dict[str, Any]], metric: str = "val_acc") -> list[dict[str, Any]]:
+    """One row per policy of a sweep: its runs' final and best ``metric`` (mean and sd), and, when ``fixed``
+    ran in the sweep, how many runs reached the fixed LR's best and the median epoch they first did.
+
+    A run is held against the ``fixed`` run of its own seed, or the fixed runs' mean best without one.
+
+    Example::
+
+        >>> runs = [{"policy": "fixed", "seed": 0, "curve": [0.5, 0.8, 0.9]},
+        ...         {"policy": "triangular", "seed": 0, "curve": [0.6, 0.92, 0.91]},
+        ...         {"policy": "triangular", "seed": 1, "curve": [0.5, 0.7, 0.95]}]
+        >>> [(row["policy"], row["reached_fixed_best"], row["median_epoch"]) for row in by_policy(runs)]
+        [('fixed', '1/1', 2), ('triangular', '2/2', 1.5)]
+    """
+    completed = [r for r in records if r.get("curve") and r.get("policy")]
+    fixed = {r["seed"]: max(r["curve"]) for r in completed if r["policy"] == "fixed"}
+    fallback = statistics.fmean(fixed.values()) if fixed else None
+    rows = []
+    for policy in dict.fromkeys(r["policy"] for r in completed):
+        runs = [r for r in completed if r["policy"] == policy]
+        finals, bests = [r["curve"][-1] for r in runs], [max(r["curve"]) for r in runs]
+        row: dict[str, Any] = {
+            "policy": policy,
+            "runs": len(runs),
+            f"final_{metric}": _mean_sd(finals),
+            f"best_{metric}": _mean_sd(bests),
+        }
+        if fallback is not None:
+            reached = [_first_at(r["curve"], fixed.get(r["seed"], fallback)) for r in runs]
+            epochs = [epoch for epoch in reached if epoch is not None]
+            row["reached_fixed_best"] = f"{len(epochs)}/{len(runs)}"
+            row["median_epoch"] = statistics.median(epochs) if epochs else None
+        rows.append(row)
+    return rows
+
+
+def _mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4f} ({sd:.4f})"
+
+
+def _first_at(curve: list[float], target: float) -> int | None:
+    """The first epoch at which ``curve`` reaches ``target``."""
+    return next((epoch for epoch, value in enumerate(curve) if value >= target), None)
 
 
 def _rank_zero() -> bool:

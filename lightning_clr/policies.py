@@ -604,6 +604,28 @@ class Fixed(Policy):
         return 0.0
 
 
+class _PlannedOverTheRun(Policy):
+    """A policy whose whole shape is planned over the run: ``total_steps``, resolved at fit start if None."""
+
+    total_steps: int | None
+
+    @property
+    def needs_resolution(self) -> bool:
+        return self.total_steps is None
+
+    @property
+    def needs_run_length(self) -> bool:
+        return self.total_steps is None
+
+    def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
+        if not self.needs_resolution:
+            return self
+        return self.replace(total_steps=_run_length(total_steps, f" to resolve {self.name}"))
+
+    def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
+        return self._planned_length_problem(run_steps)
+
+
 _START, _PEAK, _FINAL = 0, 1, 2  # OneCycle's LR levels: max_lr / div_factor, max_lr, the final LR
 
 
@@ -618,7 +640,7 @@ class _Phase(NamedTuple):
 
 
 @dataclass(frozen=True, repr=False)
-class OneCycle(Policy):
+class OneCycle(_PlannedOverTheRun):
     """Smith's 1cycle policy (2018), exactly as ``torch.optim.lr_scheduler.OneCycleLR``.
 
     The LR warms up from ``max_lr / div_factor`` to ``max_lr`` over ``pct_start`` of the run, then anneals
@@ -729,28 +751,10 @@ class OneCycle(Policy):
         phase, pct = self._locate(iteration)
         return self._anneal(phase.start_momentum_scale, phase.end_momentum_scale, pct)
 
-    @property
-    def needs_resolution(self) -> bool:
-        return self.total_steps is None
-
-    @property
-    def needs_run_length(self) -> bool:
-        return self.total_steps is None
-
-    def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
-        return self._planned_length_problem(run_steps)
-
     def end_phase_start(self) -> int | None:
         """The first step of the final annealing phase (after the peak, or after coming back down)."""
         phases: tuple[_Phase, ...] | None = self._phases  # type: ignore[attr-defined]  # see __post_init__
         return None if phases is None else math.floor(phases[-2].end_step) + 1
-
-    def resolve(self, steps_per_epoch: int | None, total_steps: int | None = None) -> OneCycle:
-        if not self.needs_resolution:
-            return self
-        if total_steps is None:
-            fail("total_steps", None, "must be given to resolve OneCycle(total_steps=None)")
-        return self.replace(total_steps=total_steps)
 
 
 #: How a decay falls from 1 to 0 as ``pct`` goes from 0 to 1 (WSD's cooldown; Hägele et al. 2024).
@@ -761,7 +765,7 @@ DECAY_SHAPES: dict[str, Callable[[float], float]] = {
 }
 
 
-class _RunLengthPolicy(Policy):
+class _RunLengthPolicy(_PlannedOverTheRun):
     """A warmup, then a shape planned over the whole run: needs ``total_steps`` (resolved at fit start)."""
 
     max_lr: Bounds
@@ -810,22 +814,6 @@ class _RunLengthPolicy(Policy):
     def momentum_scale(self, iteration: int) -> float:
         warmed = self._warmed(iteration)
         return self._decay(iteration) if warmed is None else warmed
-
-    @property
-    def needs_resolution(self) -> bool:
-        return self.total_steps is None
-
-    @property
-    def needs_run_length(self) -> bool:
-        return self.total_steps is None
-
-    def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
-        if not self.needs_resolution:
-            return self
-        return self.replace(total_steps=_run_length(total_steps, f" to resolve {self.name}"))
-
-    def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
-        return self._planned_length_problem(run_steps)
 
     def _warmed(self, iteration: int) -> float | None:
         """The warmup's height at ``iteration`` (linear, reaching 1 at its last step); None after it."""

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from lightning_clr import CyclicLR, SetupError
 from lightning_clr.policies import OneCycle, Policy, Triangular, Triangular2
 from lightning_clr.run_length import SteppingPattern, manual_run_steps, run_steps
-from tests.test_callback import Recorder, Tiny, fit
+from tests.test_callback import Recorder, StopAfter, Tiny, fit
 from tests.test_callback_setups import PerOptimizer, TwoOptimizers
 
 END_PHASES = {
@@ -47,17 +47,6 @@ def _planned(policy: Policy, total: int) -> list[float]:
     """The LR of every step of a run planned for ``total`` steps from the start (10 steps per epoch)."""
     resolved = policy.resolve(steps_per_epoch=10, total_steps=total)
     return [resolved(k) for k in range(total)]
-
-
-class StopAfter(L.Callback):
-    """End the fit after ``epochs`` epochs, as an interrupted job would, whatever ``max_epochs`` says."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        if trainer.current_epoch + 1 >= self.epochs:
-            trainer.should_stop = True
 
 
 def _resume(tmp_path: Path, policy: Policy, planned_epochs: int, ran: int, resume_epochs: int) -> list[float]:
@@ -213,6 +202,20 @@ class Stream(IterableDataset):
             yield torch.randn(8, generator=generator), torch.randint(0, 3, (), generator=generator)
 
 
+def _fit_stream(callbacks: list[Any], module: L.LightningModule, max_steps: int) -> None:
+    """Fit ``module`` on the endless :class:`Stream` for ``max_steps`` steps."""
+    trainer = L.Trainer(
+        callbacks=callbacks,
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(module, train_dataloaders=DataLoader(Stream(), batch_size=4))
+
+
 @pytest.mark.parametrize(
     "policy",
     [OneCycle(0.1), Triangular(0.01, 0.1, step_size=4, final_anneal=0.25), Triangular(0.01, 0.1, cycles=2)],
@@ -220,47 +223,22 @@ class Stream(IterableDataset):
 )
 def test_a_stream_takes_its_length_from_max_steps(policy: Policy) -> None:
     recorder = Recorder()
-    trainer = L.Trainer(
-        callbacks=[CyclicLR(policy), recorder],
-        max_steps=24,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
-    trainer.fit(Tiny(), train_dataloaders=DataLoader(Stream(), batch_size=4))
+    _fit_stream([CyclicLR(policy), recorder], Tiny(), max_steps=24)
     resolved = policy.resolve(None, 24)
     assert [lrs[0] for lrs in recorder.lrs] == [resolved(k) for k in range(24)]
 
 
 def test_a_stream_cannot_count_epochs() -> None:
-    trainer = L.Trainer(
-        callbacks=[CyclicLR(Triangular(0.01, 0.1, step_size_epochs=2))],
-        max_steps=24,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        accelerator="cpu",
-    )
     with pytest.raises(
         SetupError, match=r"step_size_epochs=2.0 needs the optimizer steps per epoch.*give step_size"
     ):
-        trainer.fit(Tiny(), train_dataloaders=DataLoader(Stream(), batch_size=4))
+        _fit_stream([CyclicLR(Triangular(0.01, 0.1, step_size_epochs=2))], Tiny(), max_steps=24)
 
 
 def test_a_streams_first_batches_show_how_its_optimizers_step(info_lines: list[str]) -> None:
     policy, recorder = END_PHASES["final_anneal"], PerOptimizer()
-    trainer = L.Trainer(
-        callbacks=[CyclicLR(policy), recorder],
-        max_steps=3000,  # both optimizers' steps: the generator steps every other batch, so 2000 batches
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
-    trainer.fit(TwoOptimizers(), train_dataloaders=DataLoader(Stream(), batch_size=4))
+    # max_steps counts both optimizers' steps: the generator steps every other batch, so 2000 batches
+    _fit_stream([CyclicLR(policy), recorder], TwoOptimizers(), max_steps=3000)
     assert [len(recorder.lrs[0]), len(recorder.lrs[1])] == [1000, 2000]
     assert recorder.lrs[0] == _planned(policy, 1000)
     assert recorder.lrs[1] == _planned(policy, 2000)

@@ -128,7 +128,7 @@ def test_resuming_with_another_max_epochs_replans_the_schedule(
     stop = (
         []
         if first <= resumed
-        else ["+callbacks.stop._target_=tests.test_run_length.StopAfter", "+callbacks.stop.epochs=1"]
+        else ["+callbacks.stop._target_=tests.test_callback.StopAfter", "+callbacks.stop.epochs=1"]
     )
     train(compose_cfg(*common, f"trainer.max_epochs={first}", *stop))
     train(compose_cfg(*common, f"trainer.max_epochs={resumed}", "ckpt_path=last"))

@@ -26,12 +26,16 @@ all, its tuning included: a grid is 3 runs, our range test its passes) and write
 validation accuracy per epoch. Training is a plain loop on in-memory tensors (no Lightning, one CPU thread:
 the 1-D CNN is too small for more), with the LR of step ``k`` set by :meth:`CyclicLR.apply` exactly as in
 training; ``--trainer-seeds N`` also trains ``triangular2`` with a real ``Trainer`` and the ``CyclicLR``
-callback on seeds 0..N-1, beside the lean loop's rows of the same seeds. ``--cache DIR`` keeps every
-run's curve, so a longer or wider rerun trains only what is new.
+callback on seeds 0..N-1, on the same batches as the lean loop (paired run by run), beside the lean loop's
+rows of the same seeds. ``--cache DIR`` keeps every run's curve, so a longer or wider rerun trains only what
+is new. The bounds used are printed as a ``--bounds`` argument: ``--bounds sgd=BASE,MAX,STEP`` skips the
+range test and takes them, so a table reproduces on any machine. WSD (5% warmup, 20% cooldown, linear and
+``1-sqrt``) runs at the grid's best LR and at the range test's ``max_lr``.
 
     python scripts/bench_time_to_accuracy.py                            # MNIST-1D, 5 seeds, 15 epochs
     python scripts/bench_time_to_accuracy.py --seeds 10 --epochs 60 --trainer-seeds 3 --cache outputs/runs
     python scripts/bench_time_to_accuracy.py dataset=digits model=mlp   # Hydra overrides of conf/
+    python scripts/bench_time_to_accuracy.py --optimizers sgd --bounds sgd=0.065,0.195,80
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import math
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,7 @@ from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_clr.app.config import build_cyclic_lr
 from lightning_clr.app.models import ClassificationModule
@@ -74,6 +79,7 @@ POLICY_FILES = {
     "triangular": "triangular",
     "triangular2": "triangular2",
     "one_cycle": "one_cycle",
+    "wsd": "wsd",
 }
 WARMUP = 0.05  # linear warmup of the warmup-cosine and schedule-free competitors, as a fraction of the run
 #: Schedule-free LRs tried on seed 0, as multiples of the best fixed LR (its README: 10-50x for SGD, 1-10x
@@ -311,16 +317,39 @@ class _ValAccuracy(pl.Callback):
             self.curve.append(float(trainer.callback_metrics["val_acc"]))
 
 
+class SameBatches(torch.utils.data.Sampler[list[int]]):
+    """The lean loop's batches of seed ``seed``: each epoch a new permutation from one seeded generator."""
+
+    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+        self.size, self.batch_size = size, batch_size
+        self.order = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in torch.randperm(self.size, generator=self.order).split(self.batch_size):
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        return -(-self.size // self.batch_size)
+
+
 def train_with_trainer(
     cfg: DictConfig, data: Data, policy_cfg: DictConfig, seed: int, epochs: int
 ) -> list[float]:
-    """As :func:`train`, but through a real ``Trainer`` with the ``CyclicLR`` callback and the data module's
-    loaders (so the batch order differs from the lean loop's: compare the two over seeds, not run by run)."""
-    pl.seed_everything(seed, verbose=False)
+    """As :func:`train`, but through a real ``Trainer`` with the ``CyclicLR`` callback, on the same batches
+    in the same order (:class:`SameBatches`): the two paths are paired run by run."""
     module = ClassificationModule(make_net(cfg, data, seed), optimizer=instantiate(cfg.optimizer))
     recorder = _ValAccuracy()
-    trainer = quiet_trainer(max_epochs=epochs, callbacks=[build_cyclic_lr(policy_cfg), recorder])
-    trainer.fit(module, datamodule=instantiate(cfg.dataset))
+    trainer = quiet_trainer(
+        max_epochs=epochs, callbacks=[build_cyclic_lr(policy_cfg), recorder], num_sanity_val_steps=0
+    )
+    own = torch.Generator()  # a loader's worker seed, drawn from it, leaves the global RNG (dropout) alone
+    train = DataLoader(
+        TensorDataset(data.train_x, data.train_y),
+        batch_sampler=SameBatches(len(data.train_y), data.batch_size, seed),
+        generator=own,
+    )
+    val = DataLoader(TensorDataset(data.val_x, data.val_y), batch_size=EVAL_CHUNK, generator=own)
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     return recorder.curve
 
 
@@ -406,16 +435,22 @@ def bench_optimizer(
     say: Callable[[str], None],
     cache: RunCache,
     trainer_seeds: int = 0,
+    given: Bounds | None = None,
 ) -> list[Runs]:
-    """Range test, fixed-LR grid, then every policy and competitor on every seed, for one optimizer."""
+    """Range test (or ``given`` bounds), fixed-LR grid, then every policy and competitor on every seed."""
     cfg = compose_config(optimizer, overrides)
     data = load_data(cfg)
     total_steps = epochs * data.steps_per_epoch
-    bounds, test_epochs = range_test_bounds(cfg, data, epochs)
-    say(
-        f"\n## {optimizer}: range test {OmegaConf.to_container(cfg.range_test, resolve=True)}\n"
-        f"-> {bounds} ({data.steps_per_epoch} steps per epoch; the test trained {test_epochs:.3g} epochs)"
-    )
+    if given is None:
+        bounds, test_epochs = range_test_bounds(cfg, data, epochs)
+        say(
+            f"\n## {optimizer}: range test {OmegaConf.to_container(cfg.range_test, resolve=True)}\n"
+            f"-> {bounds} ({data.steps_per_epoch} steps per epoch; the test trained {test_epochs:.3g} epochs)"
+        )
+    else:
+        bounds, test_epochs = given, 0.0
+        say(f"\n## {optimizer}: bounds given (--bounds), no range test: {bounds}")
+    say(f"bounds used: --bounds {optimizer}={bounds.base_lr:.6g},{bounds.max_lr:.6g},{bounds.step_size}")
 
     def run(schedule: Schedule, seed: int) -> list[float]:
         key = (overrides, optimizer, _describe(schedule), seed, epochs)
@@ -464,6 +499,10 @@ def bench_optimizer(
         schedules[label] = (policy_config("triangular2", **cycle, final_anneal=fraction), test_cost)
     label = f"triangular, final_anneal {FINAL_ANNEALS[-1]:g}"
     schedules[label] = (policy_config("triangular", **cycle, final_anneal=FINAL_ANNEALS[-1]), test_cost)
+    for shape in ("linear", "1-sqrt"):  # warmup-stable-decay: 5% warmup, 20% cooldown (Hägele et al. 2024)
+        for peak, source, cost in ((best_lr, "grid", grid_cost), (bounds.max_lr, "range test", test_cost)):
+            wsd = policy_config("wsd", max_lr=peak, warmup=WARMUP, cooldown=0.2, cooldown_shape=shape)
+            schedules[f"WSD {shape}, peak {peak:.3g} ({source})"] = (wsd, cost)
     schedules["one_cycle"] = (
         policy_config("one_cycle", max_lr=bounds.max_lr, total_steps=total_steps),
         test_cost,
@@ -516,7 +555,24 @@ def main() -> None:
         "--trainer-seeds", type=int, default=0, help="also train triangular2 with a real Trainer on N seeds"
     )
     parser.add_argument("--cache", type=Path, help="a folder that keeps every run's curve, to reuse it")
+    parser.add_argument(
+        "--bounds",
+        nargs="+",
+        default=[],
+        metavar="OPTIMIZER=BASE,MAX,STEP",
+        help="bounds instead of the range test, e.g. sgd=0.065,0.195,80 (the table then reproduces anywhere)",
+    )
     args = parser.parse_args()
+    given = {}
+    for item in args.bounds:
+        name, _, values = item.partition("=")
+        try:
+            base, peak, step = values.split(",")
+            given[name] = Bounds(float(base), float(peak), int(step))
+        except ValueError:
+            parser.error(
+                f"--bounds {item!r} must be OPTIMIZER=BASE_LR,MAX_LR,STEP_SIZE, e.g. sgd=0.065,0.195,80"
+            )
     if args.seeds < 1 or args.epochs < 1 or not 0 <= args.trainer_seeds <= args.seeds:
         parser.error(
             f"--seeds={args.seeds} and --epochs={args.epochs} must be at least 1, and --trainer-seeds="
@@ -536,7 +592,14 @@ def main() -> None:
     results = {}
     for optimizer in args.optimizers:
         results[optimizer] = bench_optimizer(
-            optimizer, args.overrides, args.seeds, args.epochs, say, cache, args.trainer_seeds
+            optimizer,
+            args.overrides,
+            args.seeds,
+            args.epochs,
+            say,
+            cache,
+            args.trainer_seeds,
+            given.get(optimizer),
         )
         rows = [summary_row(runs, results[optimizer][0]) for runs in results[optimizer]]
         print(f"\n{optimizer}, {args.seeds} seeds, {args.epochs} epochs:\n{markdown_table(rows)}", flush=True)

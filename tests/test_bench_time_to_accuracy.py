@@ -58,4 +58,41 @@ def test_tiny_run_prints_the_table_and_writes_the_figure(tmp_path: Path) -> None
     assert sum(label.startswith("cosine, peak") for label in labels) == 2
     assert sum(label.startswith("warmup-cosine, peak") for label in labels) == 2
     assert any(label.startswith("schedule-free, lr") for label in labels)
+    assert sum(label.startswith("WSD ") for label in labels) == 4
+    assert "bounds used: --bounds sgd=" in result.stdout
     assert figure.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("policy", ["triangular2", "one_cycle"])
+def test_the_trainer_path_equals_the_lean_loop_on_the_same_seed(policy: str, data_dir: Path) -> None:
+    """The benchmark's Trainer rows are paired with its lean loop: same weights, batches, LRs, accuracy."""
+    cfg = bench.compose_config("sgd", ["dataset=digits", "model=mlp", f"paths.data_dir={data_dir}"])
+    data = bench.load_data(cfg)
+    bounds = {"max_lr": 0.1} if policy == "one_cycle" else {"base_lr": 0.02, "max_lr": 0.1, "step_size": 10}
+    schedule = bench.policy_config(policy, **bounds)
+    for seed in (0, 1):
+        lean = bench.train(cfg, data, schedule, seed, epochs=2)
+        trainer = bench.train_with_trainer(cfg, data, schedule, seed, epochs=2)
+        assert trainer == pytest.approx(lean, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_given_bounds_replace_the_range_test(tmp_path: Path) -> None:
+    result = run_script(
+        "bench_time_to_accuracy.py",
+        "--seeds=1",
+        "--epochs=1",
+        "--optimizers",
+        "sgd",
+        "--bounds",
+        "sgd=0.05,0.15,12",
+        f"--figure={tmp_path / 'tta.png'}",
+        f"paths.data_dir={tmp_path}",
+        "dataset=digits",
+        "model=mlp",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "bounds given (--bounds), no range test: base_lr=0.05 max_lr=0.15 step_size=12" in result.stdout
+    assert "bounds used: --bounds sgd=0.05,0.15,12" in result.stdout
+    assert "range test {" not in result.stdout

@@ -80,5 +80,5 @@ def test_preview_of_a_resume_draws_both_plans_and_the_resume_step(
 
 
 def test_preview_of_a_resume_without_a_checkpoint_says_so(compose_cfg: Callable[..., DictConfig]) -> None:
-    with pytest.raises(ConfigError, match=r"ckpt_path='last': .*last\.ckpt is not a file"):
+    with pytest.raises(ConfigError, match=r"^ckpt_path=last: no checkpoints/last.ckpt in this run's folder"):
         preview(compose_cfg("ckpt_path=last"))

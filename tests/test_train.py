@@ -102,7 +102,7 @@ def test_script_sweep_one_folder_per_job(tmp_path: Path, data_dir: Path) -> None
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["policy=nope"], "policy=nope is not a config of group 'policy'; choose one of: exp_range, fixed"),
+        (["policy=nope"], "policy=nope is not a config of group 'policy'; choose one of: cosine, exp_range"),
         (["dataset=imagenet"], "dataset=imagenet is not a config of group 'dataset'; choose one of:"),
         (
             ["policy.step_sise=4"],

@@ -38,7 +38,7 @@ BAD = {
     "gamma above 1": (["policy=exp_range", "policy.gamma=1.5"], "policy.gamma=1.5 "),
     "gamma zero": (["policy=exp_range", "policy.gamma=0"], "policy.gamma=0 "),
     "gamma negative": (["policy=exp_range", "policy.gamma=-0.5"], "policy.gamma=-0.5 "),
-    "unknown policy": (["policy=sigmoid"], "policy=sigmoid is not a config of group 'policy'; choose one of:"),
+    "unknown policy": (["policy=sigmoid"], "policy=sigmoid is not a config of group 'policy'; choose"),
     "unknown dataset": (["dataset=imagenet"], "dataset=imagenet is not a config of group 'dataset'; choose"),
     "unknown model": (["model=resnet9000"], "model=resnet9000 is not a config of group 'model'; choose"),
     "unknown strategy": (

@@ -256,7 +256,8 @@ def checkpoint_file(cfg: DictConfig) -> Path | None:
 
 
 def _latest_run_like(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """The newest ``last.ckpt`` of a run beside ``run_dir`` that trained the same data set and model."""
+    """The newest ``last.ckpt`` of a run beside ``run_dir`` that trained the same data set and model (with
+    the same kind of optimizer, whose state it holds)."""
     candidates = sorted(
         run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime, reverse=True
     )
@@ -265,7 +266,12 @@ def _latest_run_like(cfg: DictConfig, run_dir: Path) -> Path | None:
         if last.parent.parent == run_dir or not saved.is_file():
             continue
         then = OmegaConf.load(saved)
-        if all(_settings(then, key) == _settings(cfg, key) for key in ("dataset", "model")):
+        same_optimizer = OmegaConf.select(then, "optimizer._target_") == OmegaConf.select(
+            cfg, "optimizer._target_"
+        )
+        if same_optimizer and all(
+            _settings(then, key) == _settings(cfg, key) for key in ("dataset", "model")
+        ):
             return last
     return None
 

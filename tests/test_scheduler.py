@@ -11,7 +11,7 @@ import torch
 from lightning_clr import CyclicLR, PolicyLR
 from lightning_clr.policies import OneCycle, Policy, Triangular, Triangular2
 from tests.conftest import ROOT
-from tests.test_callback import Recorder, loader
+from tests.test_callback import Recorder, fit
 from tests.test_callback_setups import FineTune
 
 
@@ -36,19 +36,8 @@ def _plain_loop(optimizer: torch.optim.Optimizer, scheduler: PolicyLR, steps: in
 )
 def test_a_plain_loop_follows_the_callbacks_lrs(policy: Policy) -> None:
     """Two param groups (a backbone at a tenth of the head's LR), 30 steps, against a real Trainer."""
-    import lightning as L
-
     recorder = Recorder()
-    trainer = L.Trainer(
-        callbacks=[CyclicLR(policy), recorder],
-        max_epochs=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(FineTune(), train_dataloaders=loader())
+    fit([CyclicLR(policy), recorder], module=FineTune(), max_epochs=3)  # 3 epochs of 10 batches
     optimizer = FineTune().configure_optimizers()
     plain = _plain_loop(optimizer, PolicyLR(optimizer, policy, total_steps=30), 30)
     assert len(recorder.lrs) == 30

@@ -51,7 +51,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning.pytorch as pl
 import torch
@@ -71,7 +71,6 @@ from lightning_clr.suggest import Bounds
 
 register()  # the config schemas, as the app registers them when it starts
 ROOT = Path(__file__).resolve().parents[1]
-register()  # the config schemas, as the app registers them when it starts
 FIXED_GRIDS = {"sgd": (0.03, 0.1, 0.3), "adam": (0.003, 0.01, 0.03)}
 #: The benchmark's policies and the ``conf/policy`` file each is built from.
 POLICY_FILES = {
@@ -174,14 +173,16 @@ class Competitor:
     lr: float
     warmup: float = 0.0
 
-    def lr_at(self, step: int, total_steps: int) -> float:
-        """The LR of optimizer step ``step`` of ``total_steps`` (``cosine`` only).
+    def lr_at(self, step: int, total_steps: int) -> float | None:
+        """The LR of optimizer step ``step`` of ``total_steps``; None for ``schedule_free`` (no schedule).
 
         Example::
 
             >>> [round(Competitor("cosine", 1.0, warmup=0.2).lr_at(k, 10), 3) for k in (0, 1, 2, 6, 9)]
             [0.5, 1.0, 1.0, 0.5, 0.038]
         """
+        if self.kind == "schedule_free":
+            return None
         warmup = round(self.warmup * total_steps)
         if step < warmup:
             return self.lr * (step + 1) / warmup
@@ -210,21 +211,31 @@ class Competitor:
         )
 
 
-Schedule = DictConfig | Competitor
-"""A ``conf/policy`` config (applied by :meth:`CyclicLR.apply`) or a :class:`Competitor`."""
+class LRSchedule(Protocol):
+    """A schedule the lean loop applies itself: its optimizer, and the LR of each step (None: leave it)."""
+
+    def make_optimizer(self, cfg: DictConfig, params: Any, total_steps: int) -> torch.optim.Optimizer: ...
+
+    def lr_at(self, step: int, total_steps: int) -> float | None: ...
+
+
+Schedule = DictConfig | LRSchedule
+"""A ``conf/policy`` config (applied by :meth:`CyclicLR.apply`), a :class:`Competitor` or another
+:class:`LRSchedule`."""
 
 
 def train(cfg: DictConfig, data: Data, schedule: Schedule, seed: int, epochs: int) -> list[float]:
     """Train a fresh network of seed ``seed`` under ``schedule``; validation accuracy after each epoch."""
     net = make_net(cfg, data, seed)
     total_steps = epochs * data.steps_per_epoch
-    if isinstance(schedule, Competitor):
+    if not isinstance(schedule, DictConfig):
         optimizer = schedule.make_optimizer(cfg, net.parameters(), total_steps)
 
         def set_lr(step: int) -> None:
-            if schedule.kind == "cosine":
+            lr = schedule.lr_at(step, total_steps)
+            if lr is not None:
                 for group in optimizer.param_groups:
-                    group["lr"] = schedule.lr_at(step, total_steps)
+                    group["lr"] = lr
 
     else:
         optimizer = instantiate(cfg.optimizer)(net.parameters())
@@ -432,6 +443,82 @@ def plot(results: dict[str, list[Runs]], title: str) -> Figure:
     return fig
 
 
+@dataclass(frozen=True)
+class Tuned:
+    """What the grids found on seed 0: the fixed LR's and schedule-free's curves per LR, and the best LRs."""
+
+    grid: dict[float, list[float]]
+    best_lr: float
+    free_grid: dict[float, list[float]]
+    free_lr: float
+
+
+def tune(
+    optimizer: str, epochs: int, run: Callable[[Schedule, int], list[float]], say: Callable[[str], None]
+) -> Tuned:
+    """The fixed-LR grid (by best validation accuracy) and schedule-free's LR (by final accuracy), seed 0."""
+    grid = {lr: run(policy_config("fixed", lr=lr), 0) for lr in FIXED_GRIDS[optimizer]}
+    best_lr = max(grid, key=lambda lr: max(grid[lr]))
+    say(
+        "fixed-LR grid (seed 0, best val acc): "
+        + ", ".join(f"{lr:g}: {max(curve):.3f}" for lr, curve in grid.items())
+        + f" -> lr={best_lr:g}"
+        + (" (at the edge of the grid)" if best_lr in (min(grid), max(grid)) else "")
+    )
+    free_grid = {
+        lr: run(Competitor("schedule_free", lr, warmup=WARMUP), 0)
+        for lr in (best_lr * factor for factor in SCHEDULE_FREE_FACTORS[optimizer])
+    }
+    # by the final accuracy: schedule-free's promise is its last (averaged) iterate; the best epoch of a
+    # large LR can come just before it diverges (SGD at 30x: best 0.931, final 0.100 on seed 0)
+    free_lr = max(free_grid, key=lambda lr: free_grid[lr][-1])
+    say(
+        "schedule-free grid (seed 0, final val acc): "
+        + ", ".join(f"{lr:g}: {curve[-1]:.3f}" for lr, curve in free_grid.items())
+        + f" -> lr={free_lr:g}"
+        + (" (at the edge of the grid)" if free_lr in (min(free_grid), max(free_grid)) else "")
+    )
+    return Tuned(grid, best_lr, free_grid, free_lr)
+
+
+def competitors(
+    tuned: Tuned,
+    bounds: Bounds,
+    total_steps: int,
+    test_epochs: float,
+    epochs: int,
+    ours: dict[str, tuple[Schedule, float]],
+) -> dict[str, tuple[Schedule, float]]:
+    """Every schedule of a table and the epochs its tuning cost: the fixed LR, cosine and warmup-cosine and
+    WSD (at the grid's best LR and at the range test's ``max_lr``), schedule-free, ``ours`` and one_cycle."""
+    best_lr, free_lr = tuned.best_lr, tuned.free_lr
+    grid_cost, test_cost = len(tuned.grid) * epochs, test_epochs
+    schedules: dict[str, tuple[Schedule, float]] = {
+        f"fixed ({best_lr:g})": (policy_config("fixed", lr=best_lr), grid_cost - epochs),
+        f"cosine, peak {best_lr:g} (grid)": (Competitor("cosine", best_lr), grid_cost),
+        f"warmup-cosine, peak {best_lr:g} (grid)": (Competitor("cosine", best_lr, WARMUP), grid_cost),
+        f"schedule-free, lr {free_lr:g} (grid)": (
+            Competitor("schedule_free", free_lr, WARMUP),
+            len(tuned.free_grid) * epochs - epochs,
+        ),
+        f"cosine, peak {bounds.max_lr:.3g} (range test)": (Competitor("cosine", bounds.max_lr), test_cost),
+        f"warmup-cosine, peak {bounds.max_lr:.3g} (range test)": (
+            Competitor("cosine", bounds.max_lr, WARMUP),
+            test_cost,
+        ),
+        **ours,
+    }
+    for shape in ("linear", "1-sqrt"):  # warmup-stable-decay: 5% warmup, 20% cooldown (Hägele et al. 2024)
+        for peak, source, cost in ((best_lr, "grid", grid_cost), (bounds.max_lr, "range test", test_cost)):
+            wsd = policy_config("wsd", max_lr=peak, warmup=WARMUP, cooldown=0.2, cooldown_shape=shape)
+            schedules[f"WSD {shape}, peak {peak:.3g} ({source})"] = (wsd, cost)
+    schedules["one_cycle"] = (
+        policy_config("one_cycle", max_lr=bounds.max_lr, total_steps=total_steps),
+        test_cost,
+    )
+    return schedules
+
+
 def bench_optimizer(
     optimizer: str,
     overrides: Sequence[str],
@@ -461,71 +548,31 @@ def bench_optimizer(
         key = (overrides, optimizer, _describe(schedule), seed, epochs)
         return cache.get_or_train(key, lambda: train(cfg, data, schedule, seed, epochs))
 
-    grid = {lr: run(policy_config("fixed", lr=lr), 0) for lr in FIXED_GRIDS[optimizer]}
-    best_lr = max(grid, key=lambda lr: max(grid[lr]))
-    say(
-        "fixed-LR grid (seed 0, best val acc): "
-        + ", ".join(f"{lr:g}: {max(curve):.3f}" for lr, curve in grid.items())
-        + f" -> lr={best_lr:g}"
-        + (" (at the edge of the grid)" if best_lr in (min(grid), max(grid)) else "")
-    )
-    free_grid = {
-        lr: run(Competitor("schedule_free", lr, warmup=WARMUP), 0)
-        for lr in (best_lr * factor for factor in SCHEDULE_FREE_FACTORS[optimizer])
-    }
-    # by the final accuracy: schedule-free's promise is its last (averaged) iterate; the best epoch of a
-    # large LR can come just before it diverges (SGD at 30x: best 0.931, final 0.100 on seed 0)
-    free_lr = max(free_grid, key=lambda lr: free_grid[lr][-1])
-    say(
-        "schedule-free grid (seed 0, final val acc): "
-        + ", ".join(f"{lr:g}: {curve[-1]:.3f}" for lr, curve in free_grid.items())
-        + f" -> lr={free_lr:g}"
-        + (" (at the edge of the grid)" if free_lr in (min(free_grid), max(free_grid)) else "")
-    )
+    tuned = tune(optimizer, epochs, run, say)
     cycle = {"base_lr": bounds.base_lr, "max_lr": bounds.max_lr, "step_size": bounds.step_size}
-    grid_cost, test_cost = len(grid) * epochs, test_epochs
-    schedules: dict[str, tuple[Schedule, float]] = {
-        f"fixed ({best_lr:g})": (policy_config("fixed", lr=best_lr), grid_cost - epochs),
-        f"cosine, peak {best_lr:g} (grid)": (Competitor("cosine", best_lr), grid_cost),
-        f"warmup-cosine, peak {best_lr:g} (grid)": (Competitor("cosine", best_lr, WARMUP), grid_cost),
-        f"schedule-free, lr {free_lr:g} (grid)": (
-            Competitor("schedule_free", free_lr, WARMUP),
-            len(free_grid) * epochs - epochs,
-        ),
-        f"cosine, peak {bounds.max_lr:.3g} (range test)": (Competitor("cosine", bounds.max_lr), test_cost),
-        f"warmup-cosine, peak {bounds.max_lr:.3g} (range test)": (
-            Competitor("cosine", bounds.max_lr, WARMUP),
-            test_cost,
-        ),
-        "triangular2": (policy_config("triangular2", **cycle, final_anneal=0.0), test_cost),
+    ours: dict[str, tuple[Schedule, float]] = {
+        "triangular2": (policy_config("triangular2", **cycle, final_anneal=0.0), test_epochs)
     }
     for fraction in FINAL_ANNEALS:
         label = f"triangular2, final_anneal {fraction:g}"
-        schedules[label] = (policy_config("triangular2", **cycle, final_anneal=fraction), test_cost)
+        ours[label] = (policy_config("triangular2", **cycle, final_anneal=fraction), test_epochs)
     label = f"triangular, final_anneal {FINAL_ANNEALS[-1]:g}"
-    schedules[label] = (policy_config("triangular", **cycle, final_anneal=FINAL_ANNEALS[-1]), test_cost)
-    for shape in ("linear", "1-sqrt"):  # warmup-stable-decay: 5% warmup, 20% cooldown (Hägele et al. 2024)
-        for peak, source, cost in ((best_lr, "grid", grid_cost), (bounds.max_lr, "range test", test_cost)):
-            wsd = policy_config("wsd", max_lr=peak, warmup=WARMUP, cooldown=0.2, cooldown_shape=shape)
-            schedules[f"WSD {shape}, peak {peak:.3g} ({source})"] = (wsd, cost)
-    schedules["one_cycle"] = (
-        policy_config("one_cycle", max_lr=bounds.max_lr, total_steps=total_steps),
-        test_cost,
-    )
+    ours[label] = (policy_config("triangular", **cycle, final_anneal=FINAL_ANNEALS[-1]), test_epochs)
+    schedules = competitors(tuned, bounds, total_steps, test_epochs, epochs, ours)
     say(f"one_cycle and cosine (range test) peak max_lr={bounds.max_lr:.4g}, warmup {WARMUP:.0%}")
     results = []
     for label, (schedule, tuning) in schedules.items():
         runs = Runs(label, tuning=f"{tuning + epochs:.0f}")
         for seed in range(seeds):
             reuse = label.startswith("fixed") and seed == 0
-            runs.curves.append(grid[best_lr] if reuse else run(schedule, seed))
+            runs.curves.append(tuned.grid[tuned.best_lr] if reuse else run(schedule, seed))
         results.append(runs)
         say(f"{label}: mean final val acc {statistics.mean(curve[-1] for curve in runs.curves):.3f}")
     if trainer_seeds:
         policy = policy_config("triangular2", **cycle, final_anneal=FINAL_ANNEALS[-1])
         label = f"triangular2, final_anneal {FINAL_ANNEALS[-1]:g}"
         key = (overrides, optimizer, "Trainer", _describe(policy), epochs)
-        lightning = Runs(f"{label}, Lightning Trainer", tuning=f"{test_cost + epochs:.0f}")
+        lightning = Runs(f"{label}, Lightning Trainer", tuning=f"{test_epochs + epochs:.0f}")
         for seed in range(trainer_seeds):
             lightning.curves.append(
                 cache.get_or_train(
@@ -544,7 +591,23 @@ def bench_optimizer(
 
 
 def _describe(schedule: Schedule) -> str:
-    return repr(schedule) if isinstance(schedule, Competitor) else OmegaConf.to_yaml(schedule)
+    return OmegaConf.to_yaml(schedule) if isinstance(schedule, DictConfig) else repr(schedule)
+
+
+def parse_bounds(parser: argparse.ArgumentParser, item: str) -> tuple[str, Bounds]:
+    """``NAME=BASE_LR,MAX_LR,STEP_SIZE`` (an argument of ``--bounds``) as ``(NAME, Bounds)``.
+
+    Example::
+
+        >>> parse_bounds(argparse.ArgumentParser(), "sgd=0.05,0.15,12")
+        ('sgd', Bounds(base_lr=0.05, max_lr=0.15, step_size=12, peak_lr=None, spread=None))
+    """
+    name, _, values = item.partition("=")
+    try:
+        base, peak, step = values.split(",")
+        return name, Bounds(float(base), float(peak), int(step))
+    except ValueError:
+        parser.error(f"--bounds {item!r} must be NAME=BASE_LR,MAX_LR,STEP_SIZE, e.g. sgd=0.065,0.195,80")
 
 
 def main() -> None:
@@ -568,16 +631,7 @@ def main() -> None:
         help="bounds instead of the range test, e.g. sgd=0.065,0.195,80 (the table then reproduces anywhere)",
     )
     args = parser.parse_args()
-    given = {}
-    for item in args.bounds:
-        name, _, values = item.partition("=")
-        try:
-            base, peak, step = values.split(",")
-            given[name] = Bounds(float(base), float(peak), int(step))
-        except ValueError:
-            parser.error(
-                f"--bounds {item!r} must be OPTIMIZER=BASE_LR,MAX_LR,STEP_SIZE, e.g. sgd=0.065,0.195,80"
-            )
+    given = dict(parse_bounds(parser, item) for item in args.bounds)
     if args.seeds < 1 or args.epochs < 1 or not 0 <= args.trainer_seeds <= args.seeds:
         parser.error(
             f"--seeds={args.seeds} and --epochs={args.epochs} must be at least 1, and --trainer-seeds="

@@ -257,9 +257,9 @@ def best_row(runs: Sequence[Runs], prefix: str) -> Runs:
 def headline(result: TaskResult) -> dict[str, Any]:
     """The default recipe against warmup-cosine and WSD at their best peak, paired seed by seed.
 
-    ``vs`` holds, per rival, the mean and sd over seeds of (ours - rival) final accuracy and the verdict:
-    ``win`` above 0 by more than the sd, ``tie`` within it, ``loss`` below it by more. ``sooner`` counts the
-    seeds in which ours reached the fixed LR's best accuracy (of that seed) at an earlier epoch than both.
+    ``vs`` holds, per rival, :func:`paired` of (ours - rival) final accuracy; ``sooner`` counts the seeds in
+    which ours reached the fixed LR's best accuracy (of that seed) at an earlier epoch than both; ``shapes``
+    holds :func:`paired` of each final-anneal shape against ours (the cosine).
 
     Example::
 
@@ -282,12 +282,12 @@ def headline(result: TaskResult) -> dict[str, Any]:
         reached = (first_epoch(curve, target) for curve, target in zip(row.curves, targets, strict=True))
         return [float("inf") if epoch is None else epoch for epoch in reached]
 
-    vs = {}
-    for name, rival in rivals.items():
-        diffs = [a[-1] - b[-1] for a, b in zip(ours.curves, rival.curves, strict=True)]
-        mean, sd = statistics.mean(diffs), statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-        verdict = "win" if mean > sd else "tie" if mean >= -sd else "loss"
-        vs[name] = {"label": rival.label, "diff": mean, "sd": sd, "verdict": verdict}
+    vs = {name: {"label": rival.label, **paired(ours, rival)} for name, rival in rivals.items()}
+    shapes = {
+        row.label.rpartition(" ")[2]: paired(row, ours)
+        for row in runs
+        if row.label.startswith(f"{DEFAULT}, final anneal")
+    }
     mine, *theirs = epochs(ours), *(epochs(rival) for rival in rivals.values())
     sooner = sum(m < min(other[seed] for other in theirs) for seed, m in enumerate(mine) if m != float("inf"))
     return {
@@ -295,7 +295,16 @@ def headline(result: TaskResult) -> dict[str, Any]:
         "final": statistics.mean(curve[-1] for curve in ours.curves),
         "vs": vs,
         "sooner": f"{sooner}/{len(mine)}",
+        "shapes": shapes,
     }
+
+
+def paired(ours: Runs, rival: Runs) -> dict[str, Any]:
+    """Mean and sd over seeds of ``ours - rival`` final accuracy, and the verdict: ``win`` above 0 by more
+    than the sd, ``tie`` within it, ``loss`` below it by more."""
+    diffs = [a[-1] - b[-1] for a, b in zip(ours.curves, rival.curves, strict=True)]
+    mean, sd = statistics.mean(diffs), statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+    return {"diff": mean, "sd": sd, "verdict": "win" if mean > sd else "tie" if mean >= -sd else "loss"}
 
 
 def headline_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -310,6 +319,18 @@ def headline_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{vs['label']} | {vs['diff']:+.4f} ({vs['sd']:.4f}) {vs['verdict']}" for vs in row["vs"].values()
         ]
         lines.append(f"| {row['task']} | {row['final']:.4f} | {' | '.join(cells)} | {row['sooner']} |")
+    return "\n".join(lines)
+
+
+def shapes_table(rows: Sequence[dict[str, Any]]) -> str:
+    """One Markdown row per task: each final-anneal shape's final accuracy minus the cosine's (paired)."""
+    lines = [f"| task | {' | '.join(f'{shape} - cosine (sd)' for shape in SHAPES)} |", "|---|---|---|"]
+    for row in rows:
+        cells = [
+            f"{vs['diff']:+.4f} ({vs['sd']:.4f}) {vs['verdict']}"
+            for vs in (row["shapes"][shape] for shape in SHAPES)
+        ]
+        lines.append(f"| {row['task']} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -375,9 +396,8 @@ def main() -> None:
         say(f"\n{task.name}, {args.seeds} seeds, {args.epochs} epochs:\n{markdown_table(rows)}")
         figure = args.figures / f"panel_{task.name}.png"
         figure.parent.mkdir(parents=True, exist_ok=True)
-        plot({task.name: result.runs}, f"{task.what}: {args.seeds} seeds, {args.epochs} epochs").savefig(
-            figure, dpi=80
-        )
+        title = f"{args.seeds} paired seeds, {args.epochs} epochs"
+        plot({task.name: result.runs}, title).savefig(figure, dpi=80)
         say(f"wrote {figure}")
         headlines.append(headline(result))
         summary.append(
@@ -394,6 +414,9 @@ def main() -> None:
         )
     print(f"\nthe default recipe against warmup-cosine and WSD at their best peak (warmup {WARMUP:.0%}):")
     print(headline_table(headlines))
+    print(
+        f"\nthe default recipe's final anneal in other shapes, against its cosine:\n{shapes_table(headlines)}"
+    )
     args.cache.mkdir(parents=True, exist_ok=True)
     (args.cache / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(

@@ -63,6 +63,7 @@ def test_the_headline_holds_ours_against_each_rival_at_its_best_peak() -> None:
     # fixed's best 0.9: ours first reaches it at epochs 1, 2, 3; the best cosine at 2, 3, 3 and WSD at 3, 3, 3
     assert row["sooner"] == "2/3"
     assert row["final"] == pytest.approx(0.92)
+    assert row["shapes"] == {}  # no final-anneal shape rows in this table
 
 
 def test_the_trainer_path_equals_the_lean_loop_on_a_panel_task(data_dir: Path) -> None:

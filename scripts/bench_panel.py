@@ -111,7 +111,7 @@ TASKS = (
             "model._target_=lightning_clr.app.models.ResNet",
             "+model.depth=8",
         ),
-        "digits (8x8, 1,437 train / 360 val), ResNet-8 (residual, BatchNorm; 78k params), Adam",
+        "digits (8x8, 1,437 train / 360 val), ResNet-8 (residual, BatchNorm; 75k params), Adam",
     ),
     Task(
         "digits-mlp-adamw",

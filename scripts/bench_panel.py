@@ -21,8 +21,9 @@ Per task it prints the table of ``bench_time_to_accuracy.py`` and writes a figur
 against warmup-cosine's and WSD's at their best peak (paired difference and its seed-to-seed sd: a loss
 within one sd is a tie), and in how many seeds it reached the fixed LR's best sooner than both. Every run's
 curve is cached (one JSON file per run key under ``--cache``), so a rerun trains only what is new.
-``--spread`` runs the range test alone on ``--seeds``
-seeds per task and prints how far its ``max_lr`` moves (``bench_range_test.py --spread``).
+``--spread`` runs the range test alone on ``--seeds`` seeds per task, with the task's optimizer and with the
+other family (:func:`spread_settings`), and prints how far its ``max_lr`` moves and whether it lies in the
+range its single passes gave (``bench_range_test.py --spread``; the recorded curves are cached too).
 ``--trainer-seeds N`` also trains the default recipe through a real ``Trainer`` with the ``CyclicLR``
 callback on the lean loop's batches of seeds 0..N-1 (``--trainer-tasks``) and prints how far it is from the
 lean loop.
@@ -159,6 +160,23 @@ class AnnealShape:
         anchor, last = first - 1, self.policy.total_steps - 1  # type: ignore[operator]
         start, end = self.policy(anchor), float(self.policy.base_lr) / self.policy.final_div_factor  # type: ignore[arg-type]
         return end + (start - end) * DECAY_SHAPES[self.shape](min(1.0, (step - anchor) / (last - anchor)))
+
+
+def spread_settings(task: Task) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The range-test settings ``--spread`` measures for ``task``: its own optimizer, and the other family
+    (SGD for an Adam-like task, Adam for an SGD task) on the same data and network.
+
+    Example::
+
+        >>> spread_settings(TASKS[3])  # doctest: +NORMALIZE_WHITESPACE
+        {'digits-mlp-adamw': ('adam', ('dataset=digits', 'model=mlp',
+          'optimizer._target_=torch.optim.AdamW', 'optimizer.weight_decay=0.01')),
+         'digits-mlp-sgd': ('sgd', ('dataset=digits', 'model=mlp'))}
+    """
+    other = "adam" if task.optimizer == "sgd" else "sgd"
+    same_optimizer = tuple(o for o in task.overrides if not o.startswith("optimizer."))
+    prefix = task.name.rpartition("-")[0]
+    return {task.name: (task.optimizer, task.overrides), f"{prefix}-{other}": (other, same_optimizer)}
 
 
 def default_recipe(bounds: Bounds) -> DictConfig:
@@ -372,11 +390,12 @@ def main() -> None:
     start = time.perf_counter()
     tasks = [task for task in TASKS if task.name in args.tasks]
     if args.spread:
+        settings = dict(setting for task in tasks for setting in spread_settings(task))
         with tempfile.TemporaryDirectory() as root:
             spreads = []
-            for task in tqdm(tasks, desc="range tests", leave=False):
-                cfg = compose_config(task.optimizer, list(task.overrides))
-                spreads.append(suggestion_spread(task.name, cfg, args.seeds, root))
+            for name, (optimizer, overrides) in tqdm(settings.items(), desc="range tests", leave=False):
+                cfg = compose_config(optimizer, list(overrides))
+                spreads.append(suggestion_spread(name, cfg, args.seeds, root, args.cache / "spread"))
         print(f"\nsuggested max_lr over {args.seeds} seeds:\n{spread_table(spreads)}")
         print(f"\n{time.perf_counter() - start:.0f} s wall on 1 torch thread")
         return

@@ -25,6 +25,7 @@ training steps (``trainer.fit`` with ``max_steps``, no validation, logger or che
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import tempfile
@@ -32,6 +33,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -50,7 +52,7 @@ from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_clr.app.models import ClassificationModule
-from lightning_clr.range_test import CLRTuner
+from lightning_clr.range_test import CLRTuner, RangeTestResult
 from lightning_clr.suggest import Bounds
 
 GRIDS = {"sgd": (0.01, 0.03, 0.1, 0.3), "adam": (0.001, 0.003, 0.01, 0.03)}
@@ -202,24 +204,35 @@ def setting_config(setting: str, overrides: Sequence[str]) -> DictConfig:
     return compose_config(optimizer, [f"dataset={dataset}", f"model={model}", *overrides])
 
 
-def suggestion_spread(setting: str, cfg: DictConfig, seeds: int, root: str) -> dict[str, Any]:
+def suggestion_spread(
+    setting: str, cfg: DictConfig, seeds: int, root: str, cache: Path | None = None
+) -> dict[str, Any]:
     """The range test alone on seeds 0..N-1 (initial weights and batch order): how far its ``max_lr`` moves.
 
     ``edges`` counts the tests whose curve was still best at the top of the (possibly widened) span;
     ``outside`` the suggestions outside the range of ``max_lr`` the test's single passes gave
-    (``Bounds.spread``), which the test prints beside it.
+    (``Bounds.spread``), which the test prints beside it. With ``cache``, each test's recorded curves are
+    kept there (one JSON file per setting and seed), so a rerun reads them again with the current rule.
     """
     data = load_data(cfg)
     settings = OmegaConf.to_container(cfg.range_test, resolve=True)
     assert isinstance(settings, dict)
     max_lrs, edges, outside, seconds = [], 0, 0, []
     for seed in range(seeds):
-        pl.seed_everything(seed, verbose=False)
-        module = ClassificationModule(make_net(cfg, data, seed), optimizer=instantiate(cfg.optimizer))
-        tuner = CLRTuner(make_trainer(root, max_epochs=48))
-        result, took = timed(
-            lambda: tuner.range_test(module, datamodule=instantiate(cfg.dataset), **settings)  # noqa: B023
-        )
+        path = None if cache is None else cache / f"{setting.replace('/', '-')}-seed{seed}.json"
+        if path is not None and path.exists():
+            recorded = json.loads(path.read_text())
+            result, took = RangeTestResult.from_state_dict(recorded["result"]), recorded["seconds"]
+        else:
+            pl.seed_everything(seed, verbose=False)
+            module = ClassificationModule(make_net(cfg, data, seed), optimizer=instantiate(cfg.optimizer))
+            tuner = CLRTuner(make_trainer(root, max_epochs=48))
+            result, took = timed(
+                lambda: tuner.range_test(module, datamodule=instantiate(cfg.dataset), **settings)  # noqa: B023
+            )
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({"result": result.state_dict(), "seconds": took}))
         bounds = result.suggest()
         max_lrs.append(bounds.max_lr)
         edges += result.best_at_top(bounds)

@@ -67,13 +67,30 @@ class Bounds:
     spread: tuple[float, float] | None = None
 
     def __str__(self) -> str:
-        """``base_lr=0.0654 max_lr=0.196 step_size=100 (curve best at 0.491; passes 0.17-0.22)``."""
+        """What the test suggests, with the range its single passes gave, and why when it lies outside.
+
+        Example::
+
+            >>> print(Bounds(0.0654, 0.196, 100, peak_lr=0.491, spread=(0.17, 0.22)))
+            base_lr=0.0654 max_lr=0.196 step_size=100 (curve best at 0.491; max_lr of single passes 0.17-0.22)
+            >>> print(Bounds(0.08, 0.24, spread=(0.17, 0.22)))  # doctest: +NORMALIZE_WHITESPACE
+            base_lr=0.08 max_lr=0.24 (max_lr of single passes 0.17-0.22; above them: the passes' median
+            curve turns later than any one pass, whose noise turns it early; more passes or steps narrow it)
+        """
         text = f"base_lr={self.base_lr:.4g} max_lr={self.max_lr:.4g}"
         if self.step_size is not None:
             text += f" step_size={self.step_size}"
         notes = [] if self.peak_lr is None else [f"curve best at {self.peak_lr:.4g}"]
         if self.spread is not None:
-            notes.append(f"max_lr of single passes {self.spread[0]:.3g}-{self.spread[1]:.3g}")
+            low, high = self.spread
+            notes.append(f"max_lr of single passes {low:.3g}-{high:.3g}")
+            if not low <= self.max_lr <= high:
+                above = self.max_lr > high
+                notes.append(
+                    f"{'above' if above else 'below'} them: the passes' median curve turns "
+                    f"{'later' if above else 'earlier'} than any one pass, whose noise turns it "
+                    f"{'early' if above else 'late'}; more passes or steps narrow it"
+                )
         return f"{text} ({'; '.join(notes)})" if notes else text
 
 

@@ -390,7 +390,7 @@ def main() -> None:
     start = time.perf_counter()
     tasks = [task for task in TASKS if task.name in args.tasks]
     if args.spread:
-        settings = dict(setting for task in tasks for setting in spread_settings(task))
+        settings = {name: setting for task in tasks for name, setting in spread_settings(task).items()}
         with tempfile.TemporaryDirectory() as root:
             spreads = []
             for name, (optimizer, overrides) in tqdm(settings.items(), desc="range tests", leave=False):

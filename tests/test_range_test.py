@@ -381,6 +381,9 @@ def test_a_curve_still_falling_at_the_top_widens_the_span_then_warns(monkeypatch
     monkeypatch.setattr(RangeTestResult, "best_at_top", lambda self, bounds=None: self.lrs[-1] < 5e-4)
     widened = CLRTuner(make_trainer()).range_test(Model(), train, min_lr=1e-5, max_lr=1e-4, num_steps=4)
     assert widened.lrs[-1] == pytest.approx(9e-4)  # tested again up to 3x, twice: then it turned
+    # at the first test's LR per step (3e-5), so the LR rises as fast: 4 steps, then 11, then 32
+    assert len(widened.lrs) == 32
+    assert np.diff(widened.lrs) == pytest.approx(np.full(31, (1e-4 - 1e-5) / 3), rel=0.05)
     monkeypatch.setattr(RangeTestResult, "best_at_top", lambda self, bounds=None: True)
     with pytest.warns(UserWarning, match=r"top of its span \(max_lr=0.0003\).*raise range_test.max_lr"):
         CLRTuner(make_trainer()).range_test(Model(), train, min_lr=1e-5, max_lr=1e-4, num_steps=4, widen=1)
@@ -545,6 +548,7 @@ def test_output_dir_and_tensorboard(tmp_path):
         monitor="val_acc",
         val_check_interval=2,
         output_dir=tmp_path / "out",
+        widen=0,  # 8 rows: a val_acc still rising at the top would test again over more steps
     )
     make_trainer(max_steps=1, logger=logger, callbacks=[range_test]).fit(model, train, val)
     out = tmp_path / "out"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +17,12 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning_clr import compat
 from lightning_clr.range_test.loop import group_ratios, run_range_test
 from lightning_clr.range_test.result import RangeTestResult
-from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig, default, span_end
+from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig, default, span_end, widened
 from lightning_clr.suggest import Bounds
 from lightning_clr.validation import fail
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-WIDEN_FACTOR = 3.0
 
 
 class LRRangeTest(Callback):
@@ -181,10 +179,10 @@ class LRRangeTest(Callback):
             if not result.best_at_top():
                 break
             top = span_end(config, result.group_lrs[0])
-            wider = replace(config, max_lr=top * WIDEN_FACTOR)
+            wider = widened(config, top, len(result.lrs))
             rank_zero_info(
                 f"LR range test: the loss was still falling at max_lr={top:.4g}, the top of the span; "
-                f"testing again up to {top * WIDEN_FACTOR:.4g}"
+                f"testing again up to {wider.max_lr:.4g} ({wider.num_steps} steps, the same LR per step)"
             )
             config, result = wider, run_range_test(trainer, pl_module, wider, progress)
         if result.best_at_top():

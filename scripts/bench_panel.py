@@ -32,6 +32,7 @@ lean loop.
     python scripts/bench_panel.py --tasks digits-mlp-adamw --seeds 3 --epochs 5    # a quick look
     python scripts/bench_panel.py --bounds mnist1d-cnn-sgd=0.042,0.126,150        # no range test there
     python scripts/bench_panel.py --spread --seeds 8                 # the range test's max_lr over 8 seeds
+    python scripts/bench_panel.py --spread --seeds 8 --passes 9      # the same with 9 passes a test
 """
 
 from __future__ import annotations
@@ -371,6 +372,7 @@ def main() -> None:
     parser.add_argument(
         "--spread", action="store_true", help="only the range test, on --seeds seeds: how far max_lr moves"
     )
+    parser.add_argument("--passes", type=int, help="with --spread: range_test.passes (default: conf's)")
     args = parser.parse_args()
     given = dict(parse_bounds(parser, item) for item in args.bounds)
     if args.seeds < 2 or args.epochs < 1 or not 0 <= args.trainer_seeds <= args.seeds:
@@ -393,9 +395,11 @@ def main() -> None:
         settings = {name: setting for task in tasks for name, setting in spread_settings(task).items()}
         with tempfile.TemporaryDirectory() as root:
             spreads = []
+            passes = [] if args.passes is None else [f"range_test.passes={args.passes}"]
+            cache = args.cache / ("spread" if args.passes is None else f"spread-passes{args.passes}")
             for name, (optimizer, overrides) in tqdm(settings.items(), desc="range tests", leave=False):
-                cfg = compose_config(optimizer, list(overrides))
-                spreads.append(suggestion_spread(name, cfg, args.seeds, root, args.cache / "spread"))
+                cfg = compose_config(optimizer, [*overrides, *passes])
+                spreads.append(suggestion_spread(name, cfg, args.seeds, root, cache))
         print(f"\nsuggested max_lr over {args.seeds} seeds:\n{spread_table(spreads)}")
         print(f"\n{time.perf_counter() - start:.0f} s wall on 1 torch thread")
         return

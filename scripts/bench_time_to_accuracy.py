@@ -79,6 +79,7 @@ POLICY_FILES = {
     "triangular2": "triangular2",
     "one_cycle": "one_cycle",
     "wsd": "wsd",
+    "cosine": "cosine",
 }
 WARMUP = 0.05  # linear warmup of the warmup-cosine and schedule-free competitors, as a fraction of the run
 #: Schedule-free LRs tried on seed 0, as multiples of the best fixed LR (its README: 10-50x for SGD, 1-10x

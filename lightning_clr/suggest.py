@@ -1,23 +1,9 @@
 """What an LR range test suggests: CLR bounds and a step size, as pure functions of the recorded curve.
 
-Smith (WACV 2017, Sec. 3.3) reads a linear range test by eye: ``base_lr`` where the loss starts to fall
-(or the accuracy to rise), ``max_lr`` where it stops improving or gets ragged. :func:`suggest_bounds`
-writes a robust version of that down:
-
-1. keep the curve up to its first NaN/inf (a diverging test stops there);
-2. smooth it with a centred moving average over ``window`` (10%) of its points: no lag, where an EMA of
-   ``beta`` moves every landmark about ``1 / (1 - beta)`` steps to the right, to a higher LR;
-3. ``peak_lr`` is where the smoothed curve is best (lowest loss, highest accuracy), read against log-LR
-   (:func:`curve_best`: the vertex of a parabola in ``log(lr)`` through the bottom of the curve, not its
-   single lowest point, which jumps around a broad, noisy bottom): where it stops improving and turns;
-4. ``max_lr = 0.4 * peak_lr`` and ``base_lr = max_lr / 3``.
-
-:class:`~lightning_clr.range_test.RangeTestResult` reads the median curve of several passes of the test
-(``passes``) and reports how far single passes would have moved ``max_lr`` (``Bounds.spread``); the
-benchmark pages say how the passes, the parabola and its depth were chosen.
-
-Why a fraction of the peak (in a linear test the curve turns only where the LR is already too large to
-make progress), and the measurements behind 0.4: the benchmark page "Range test: quality".
+Smith (WACV 2017, Sec. 3.3) reads the curve by eye; :func:`suggest_bounds` writes that down: the curve up to
+its first NaN/inf, smoothed by a centred moving average (no EMA lag), read at its best point against log-LR
+(:func:`curve_best`), ``max_lr = 0.4 * peak_lr``, ``base_lr = max_lr / 3``. Why each step, and the
+measurements behind the numbers: docs/guide/range-test.md and the range-test benchmark pages.
 """
 
 from __future__ import annotations

@@ -37,10 +37,7 @@ _C = TypeVar("_C", bound="_CyclicPolicy")
 
 
 class Policy:
-    """Base class of the LR policies: an immutable schedule ``(iteration, group) -> lr``.
-
-    Subclasses are frozen dataclasses whose fields are their constructor arguments.
-    """
+    """Base class of the LR policies: a frozen dataclass, an immutable ``(iteration, group) -> lr``."""
 
     name: ClassVar[str]
     num_groups: int | None
@@ -213,11 +210,8 @@ class _CyclicPolicy(Policy):
             )
         _check_given(self, integer, "step_size", "step_size_down", "total_steps")
         _check_given(self, positive, "step_size_epochs", "cycles")
-        _set(
-            self,
-            "final_anneal",
-            _within("final_anneal", self.final_anneal, "[0, 1)", " (a fraction of the run)"),
-        )
+        fraction = _within("final_anneal", self.final_anneal, "[0, 1)", " (a fraction of the run)")
+        _set(self, "final_anneal", fraction)
         _set(self, "final_div_factor", positive("final_div_factor", self.final_div_factor))
 
     def scale(self, cycle: int, iteration: int) -> float:
@@ -240,10 +234,7 @@ class _CyclicPolicy(Policy):
         )
 
     def momentum_scale(self, iteration: int) -> float:
-        """``max(0, 1 - x) * scale``, so that momentum follows ``torch.optim.lr_scheduler.CyclicLR``.
-
-        In the final anneal it falls with the LR, from its value where the anneal starts to 0.
-        """
+        """``max(0, 1 - x) * scale`` as torch's ``CyclicLR``; in the final anneal it falls to 0."""
         anneal = self._anneal_position(iteration)
         if anneal is None:
             return self._height(iteration)
@@ -309,9 +300,8 @@ class _CyclicPolicy(Policy):
         return max(0.0, 1 - x) * self.scale(cycle, iteration)
 
     def _cycle_end_problem(self, total_steps: int, steps_per_epoch: int | None = None) -> str | None:
-        """Why a run of ``total_steps`` steps does not end on a cycle boundary, or None when it does.
-
-        None too with ``final_anneal > 0``, whose anneal ends the run wherever the cycle stands.
+        """Why a run of ``total_steps`` steps does not end on a cycle boundary, or None when it does (or when
+        ``final_anneal > 0`` ends it).
 
         Example::
 
@@ -528,9 +518,8 @@ class Fixed(Policy):
 
     def __call__(self, iteration: int, group: int = 0) -> float:
         lrs: tuple[float, ...] = self._lrs  # type: ignore[attr-defined]  # set in __post_init__
-        return lrs[0 if self.num_groups is None else group] * self.gamma ** bisect_right(
-            self.milestones, iteration
-        )
+        lr = lrs[0 if self.num_groups is None else group]
+        return lr * self.gamma ** bisect_right(self.milestones, iteration)
 
     def momentum_scale(self, iteration: int) -> float:
         return 0.0

@@ -102,21 +102,9 @@ class LRRangeTest(Callback):
         output_dir: str | Path | None = None,
         progress_bar: bool | None = None,
     ) -> None:
+        arguments = locals()  # the settings, passed on by name
         self.config = RangeTestConfig(
-            min_lr=min_lr,
-            max_lr=max_lr,
-            num_steps=num_steps,
-            num_epochs=num_epochs,
-            mode=mode,
-            monitor=monitor,
-            monitor_mode=monitor_mode,
-            val_check_interval=val_check_interval,
-            num_val_batches=num_val_batches,
-            divergence_threshold=divergence_threshold,
-            beta=beta,
-            passes=passes,
-            min_steps=min_steps,
-            widen=widen,
+            **{name: arguments[name] for name in RangeTestConfig.__dataclass_fields__}
         )
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)

@@ -163,13 +163,7 @@ class CIFAR10DataModule(ClassificationDataModule):
 
 
 class CIFAR100DataModule(CIFAR10DataModule):
-    """CIFAR-100: like :class:`CIFAR10DataModule` with 100 fine-grained classes.
-
-    Example::
-
-        dm = CIFAR100DataModule(data_dir="data", augment=True)
-        dm.num_classes  # 100
-    """
+    """CIFAR-100: like :class:`CIFAR10DataModule` with 100 fine-grained classes."""
 
     name = "CIFAR-100"
     archive = "cifar-100-python.tar.gz"

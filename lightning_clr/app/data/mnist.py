@@ -166,13 +166,6 @@ class MNISTDataModule(ClassificationDataModule):
 class FashionMNISTDataModule(MNISTDataModule):
     """Fashion-MNIST (Xiao et al. 2017): Zalando clothing images in MNIST's format, 10 classes; as
     :class:`MNISTDataModule`, in ``<data_dir>/FashionMNIST/raw/``.
-
-    Example::
-
-        dm = FashionMNISTDataModule(data_dir="data", val_split=0.1, seed=1)
-        dm.prepare_data()
-        dm.setup()
-        dm.num_train_samples  # 54000
     """
 
     name = "Fashion-MNIST"

@@ -1,5 +1,5 @@
 """The networks of the examples, each a plain ``nn.Module`` built from ``input_shape`` (one sample's shape,
-``(C, L)`` or ``(C, H, W)``, as the data modules report it) and ``num_classes``.
+``(C, L)`` or ``(C, H, W)``, as the data modules report it) and ``num_classes`` (the logits).
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ class MLP(_Net):
     """Fully connected network: flatten, then ``Linear -> ReLU [-> Dropout]`` per hidden layer, then a head.
 
     Args:
-        input_shape: shape of one sample; it is flattened.
-        num_classes: number of output logits.
         hidden_sizes: widths of the hidden layers (empty for logistic regression).
         dropout: dropout probability after each hidden layer, in ``[0, 1)``.
 
@@ -89,8 +87,6 @@ class SmallCNN(_Net):
     2-D input the same design with ``Conv2d`` and 3x3 kernels throughout.
 
     Args:
-        input_shape: ``(C, L)`` or ``(C, H, W)``.
-        num_classes: number of output logits.
         channels: channels of every convolution.
 
     Example::
@@ -160,10 +156,6 @@ class CifarFull(_Net):
     Gaussian initialisation (tuned for [0, 255] pixels) and per-layer LR and decay multipliers (which
     belong to the optimizer's param groups).
 
-    Args:
-        input_shape: ``(C, H, W)``; the paper's is ``(3, 32, 32)``.
-        num_classes: number of output logits.
-
     Example::
 
         >>> net = CifarFull()
@@ -231,8 +223,6 @@ class ResNet(_Net):
     1.7M parameters.
 
     Args:
-        input_shape: ``(C, H, W)``; any image size works thanks to the global pooling.
-        num_classes: number of output logits.
         depth: ``6n + 2`` layers.
 
     Example::

@@ -23,8 +23,6 @@ from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig
 from lightning_clr.validation import InvalidArgument, boolean
 
 AUTO = "auto"
-#: Policy arguments that ``auto`` hands to the LR range test: those it can supply.
-AUTO_KEYS = UPDATABLE
 #: Keys of the ``policy`` group that configure the callback rather than the policy.
 MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
 #: The largest seed numpy accepts (``seed_everything`` seeds numpy too).
@@ -67,7 +65,7 @@ def build_policy(args: Mapping[str, Any]) -> tuple[Policy, list[str], dict[str, 
     args = dict(args)
     momentum = {key: args.pop(key) for key in MOMENTUM_KEYS if key in args}
     policy_class = _policy_class(args.pop("_target_", None))
-    pending = [key for key in AUTO_KEYS if args.get(key) == AUTO]
+    pending = [key for key in UPDATABLE if args.get(key) == AUTO]  # what the range test can supply
     args.update(_placeholders(args, pending))
     try:
         boolean("cycle_momentum", momentum.get("cycle_momentum", False))

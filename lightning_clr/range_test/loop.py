@@ -79,16 +79,14 @@ def run_range_test(
         stream = _batches(loader)
         passes = []
         rich = isinstance(trainer.progress_bar_callback, RichProgressBar)
-        bar = _progress_bar(num_steps * config.passes, progress_bar, rich)
-        with _isolated(trainer, pl_module) as capture, bar as update_bar:
+        bar_steps = num_steps * config.passes
+        with _isolated(trainer, pl_module) as capture, _progress_bar(bar_steps, progress_bar, rich) as bar:
             for index in range(config.passes):
                 with _snapshot(trainer, pl_module):  # every pass starts from the same weights and RNG state
                     if index > 0:  # ... and then draws other batches (the stream goes on) and dropout
                         _seed_everything(int(torch.randint(2**31 - 1, ())) + index)
                     passes.append(
-                        _one_pass(
-                            trainer, pl_module, config, num_steps, stream, val_batches, capture, update_bar
-                        )
+                        _one_pass(trainer, pl_module, config, num_steps, stream, val_batches, capture, bar)
                     )
         return RangeTestResult.from_passes(
             passes,

@@ -153,12 +153,8 @@ class LastCheckpoint(Callback):
     ) -> None:
         if not str(filename) or "/" in str(filename):
             fail("filename", filename, "must be a non-empty file name without a folder")
-        if every_n_train_steps is not None and (
-            isinstance(every_n_train_steps, bool)
-            or not isinstance(every_n_train_steps, int)
-            or every_n_train_steps < 1
-        ):
-            fail("every_n_train_steps", every_n_train_steps, "must be null or an integer >= 1")
+        if every_n_train_steps is not None:
+            every_n_train_steps = integer("every_n_train_steps", every_n_train_steps, purpose=", or null")
         if requeue_signal is not None and requeue_signal not in signal.Signals.__members__:
             fail("requeue_signal", requeue_signal, "must be null or a signal name, e.g. SIGUSR2")
         self.path = Path(dirpath) / f"{filename}.ckpt"

@@ -370,11 +370,10 @@ def _batches(loader: CombinedLoader) -> Iterator[tuple[int, Any]]:
     while True:
         for dl in loader.flattened:
             compat.set_sampler_epoch(dl, epoch)
-        empty = True
+        batch_idx = None
         for batch, batch_idx, _ in iter(loader):
-            empty = False
             yield batch_idx, batch
-        if empty:
+        if batch_idx is None:
             raise ValueError("the LR range test needs training batches, but the train dataloader is empty")
         epoch += 1
 

@@ -87,16 +87,8 @@ class MNIST1DDataModule(ClassificationDataModule):
         arrays = self._load_cache() if self.cache_path.is_file() else None
         if arrays is None:
             arrays = self._generate()
-
-        def inputs(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a.astype(np.float32)).unsqueeze(1)
-
-        def labels(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a.astype(np.int64))
-
-        return Splits(
-            inputs(arrays["x"]), labels(arrays["y"]), inputs(arrays["x_test"]), labels(arrays["y_test"])
-        )
+        x, y, x_test, y_test = (torch.from_numpy(arrays[name]) for name in ARRAYS)
+        return Splits(x.float().unsqueeze(1), y.long(), x_test.float().unsqueeze(1), y_test.long())
 
     def _load_cache(self) -> dict[str, np.ndarray] | None:
         try:

@@ -44,8 +44,13 @@ def keyed(key: str, error: BaseException) -> ConfigError:
     """
     if isinstance(error, InvalidArgument):
         return ConfigError(f"{key}.{error}")
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return ConfigError(f"{key}: {message}")
+    return ConfigError(f"{key}: {first_line(error)}")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 # --- policy ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_clr.app.checks import ConfigError, build_policy, keyed
+from lightning_clr.app.checks import ConfigError, build_policy, first_line, keyed
 from lightning_clr.callback import CyclicLR
 from lightning_clr.range_test import LRRangeTest
 from lightning_clr.validation import InvalidArgument
@@ -82,14 +82,13 @@ def _against_one_value(
     """``error`` as ``<key>.<argument>=<value>: <message>`` when ``make`` refuses that argument alone."""
     if isinstance(error, InvalidArgument):
         return keyed(key, error)
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     for argument, value in _plain(node, key).items():
         if argument.startswith("_"):
             continue
         try:
             make({argument: value})
         except Exception:  # the constructor's own refusal, whatever its type
-            return ConfigError(f"{key}.{argument}={value!r}: {message}")
+            return ConfigError(f"{key}.{argument}={value!r}: {first_line(error)}")
     return keyed(key, error)
 
 

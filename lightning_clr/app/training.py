@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_clr.app.checks import first_line
 from lightning_clr.app.cli import fail, in_multirun
 from lightning_clr.app.config import (
     ConfigError,
@@ -279,8 +280,9 @@ def _check_checkpoint(path: str | Path, module: pl.LightningModule) -> None:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"ckpt_path={str(path)!r} is not a readable checkpoint ({reason})") from None
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is not a readable checkpoint ({first_line(error)})"
+        ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"ckpt_path={str(path)!r} is not a Lightning checkpoint (no state_dict)")
     mismatch = _weights_mismatch(checkpoint["state_dict"], module.state_dict())

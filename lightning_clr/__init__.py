@@ -1,18 +1,11 @@
 """lightning-clr: cyclical learning rates (Smith, WACV 2017) for PyTorch Lightning, configured with Hydra.
 
-The library (policies, the :class:`CyclicLR` callback, the LR range test) needs only torch, Lightning and
-numpy; ``import lightning_clr`` registers nothing with Hydra. The Hydra app (``clr-train``,
-``clr-range-test``, ``clr-plot-policy``, the data sets and models) is the ``lightning-clr[app]`` extra.
+The library needs only torch, Lightning and numpy (the Hydra app is the ``[app]`` extra); its names are
+imported on first use, so ``import lightning_clr`` costs no torch import.
 
 >>> from lightning_clr import CyclicLR
 >>> from lightning_clr.policies import Triangular
 >>> callback = CyclicLR(Triangular(base_lr=0.001, max_lr=0.006, step_size=2000))
-
-Outside Lightning's ``Trainer`` (a plain loop, Fabric, Hugging Face), :class:`PolicyLR` is the same policy as
-a ``torch.optim.lr_scheduler.LRScheduler``.
-
-The names below are imported on first use, so ``import lightning_clr`` (and the app's start-up checks,
-which need only the policies) costs no torch or Lightning import.
 """
 
 from __future__ import annotations

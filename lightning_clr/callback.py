@@ -1,9 +1,4 @@
-"""The :class:`CyclicLR` callback: Lightning plumbing that applies a policy at every optimizer step.
-
-The schedule itself is pure math (:mod:`lightning_clr.policies`); this module only decides *which step*
-each optimizer is at, writes the policy's answer into its param groups before that step, logs it, and
-keeps what was decided at start-up in the checkpoint.
-"""
+"""The :class:`CyclicLR` callback: writes a policy's LR for each optimizer's step before that step."""
 
 from __future__ import annotations
 
@@ -44,45 +39,18 @@ class _Plan:
 
     optimizer: Optimizer
     policy: Policy
-    scales: list[float]
-    """Per param group: its starting LR over the largest one (scalar bounds), else 1."""
-    names: list[tuple[str, str]]
-    """Per param group: the logged names of its LR and momentum."""
+    scales: list[float]  # per param group: its starting LR over the largest one (scalar bounds), else 1
+    names: list[tuple[str, str]]  # per param group: the logged names of its LR and momentum
     cycle_name: str
-    run_steps: int | None = None
-    """The steps this optimizer is planned to take in the run (None: nothing bounds the run)."""
+    run_steps: int | None = None  # the steps planned for this optimizer (None: nothing bounds the run)
 
 
 class CyclicLR(Callback):
     """Set the learning rate (and optionally momentum) of every param group from a policy, every step.
 
-    The LR used by an optimizer's ``n``-th step (``n`` from 0) is exactly ``policy(n, group)``:
-
-    * **Automatic optimization**: ``n`` is ``trainer.global_step``, so the micro-batches of one accumulated
-      step share one LR, resuming needs no counter of its own, and every DDP rank computes the same value.
-    * **Manual optimization with several optimizers** (a GAN): each optimizer counts its own steps, and
-      ``policy`` may be a sequence with one policy per optimizer, in the order ``configure_optimizers``
-      returns them; a single policy drives each optimizer on its own count. The counts are checkpointed.
-    * **Param groups**: with scalar bounds, the bounds are those of the group(s) with the largest starting
-      ``lr`` and every other group keeps its ratio to it (fine-tuning a backbone at a tenth of the head's
-      LR stays at a tenth). Per-group lists give every group its exact values.
-
-    The LR of the coming step is in the param groups from the end of the previous batch, so anything that
-    reads it between batches (``LearningRateMonitor`` in any position, the model itself) sees the LR that
-    the step will use; each step gets its own LR again right before it. Under manual optimization an
-    optimizer that steps twice in one batch (a discriminator's two steps) holds, between those two, the LR
-    of the step it just took. It is logged under ``lr`` (``lr/group{i}``, ``lr/opt{j}-group{i}``) at every
-    step, straight to the loggers, so ``log_every_n_steps`` cannot alias the triangle away.
-
-    **The run's length**: the end phase of a policy (``final_anneal``, ``cycles``, ``OneCycle``) is planned
-    for the optimizer steps the run will take (:mod:`lightning_clr.run_length`; each optimizer's own under
-    manual optimization, checked against what it did in the first epoch). A fit resumed with another length is
-    re-planned, as if the new length had been given as ``total_steps`` from the start, with one line saying
-    so; a ``total_steps`` given by the user is kept, with a warning when it no longer fits the run.
-
-    A callback can be reused across fits: each fit resolves the lengths given in epochs or left to the run
-    (``step_size_epochs``, ``total_steps``) for its own trainer and data, and ``pending`` bounds are found
-    again by that fit's :class:`~lightning_clr.LRRangeTest`.
+    An optimizer's ``n``-th step (from 0; ``trainer.global_step`` under automatic optimization, each
+    optimizer's own count under manual optimization) uses exactly ``policy(n, group)``. Param groups, several
+    optimizers, run lengths and resuming: docs/guide/callback.md.
 
     Args:
         policy: the schedule, e.g. :class:`~lightning_clr.policies.Triangular`, or one per optimizer.
@@ -94,11 +62,9 @@ class CyclicLR(Callback):
             (by :class:`~lightning_clr.LRRangeTest` through :meth:`update_policy`) or taken from a checkpoint.
 
     Raises:
-        ValueError: a policy that is not a :class:`~lightning_clr.policies.Policy`, momentum bounds outside
-            ``0 <= base_momentum <= max_momentum < 1``, or an unknown name in ``pending``. At fit start
-            (:class:`SetupError`, a ``ValueError``): as many policies as neither 1 nor the optimizers,
-            ``cycle_momentum`` with an optimizer that has no momentum, per-group bounds whose length differs
-            from the param groups, or a length in epochs with a train loader of unknown length.
+        ValueError: a policy that is not a :class:`~lightning_clr.policies.Policy`, bad momentum bounds or
+            an unknown name in ``pending``; at fit start (:class:`SetupError`) a set-up the policies cannot
+            drive (policies per optimizer, momentum, param groups, a length in epochs without epochs).
 
     Example::
 
@@ -132,23 +98,24 @@ class CyclicLR(Callback):
         self._configured_policies = policies
         self._configured_pending = frozenset(pending)
         self._configured = [p.params() for p in policies]
-        # in force for the current (or last) fit
-        self.policies: tuple[Policy, ...] = policies
-        self.pending = set(pending)
-        self.resolved: dict[str, Any] = {}
-        """Values found or resolved at start-up (the range test's bounds, a step size in epochs)."""
         self._fitting = False
+        self._batch_start: list[int] = []
+        self._configured_for_fit: Sequence[Policy] = ()  # per optimizer, before resolution
+        self._last_run_steps: list[int | None] | None = None  # the last fit's plan, for a checkpoint after it
+        self._start_from_configuration()
+
+    def _start_from_configuration(self) -> None:
+        """The policies and pending arguments as configured; nothing resolved, planned or observed yet."""
+        self.policies: tuple[Policy, ...] = self._configured_policies
+        self.pending = set(self._configured_pending)
+        self.resolved: dict[str, Any] = {}  # values found or resolved at start-up (bounds, a step size)
+        self.last_step: dict[str, float] = {}  # what the latest optimizer step used (the logged values)
         self._manual_steps: list[int] | None = None  # per-optimizer step counts, manual optimization only
         self._plans: list[_Plan] = []
         # manual optimization: how the optimizers step, observed over the run's first epoch
         self._stepping: SteppingPattern | None = None
         self._first_epoch: list[tuple[int, ...]] = []  # each batch's steps, while the first epoch is seen
-        self._batch_start: list[int] = []
         self._checkpoint_run_steps: list[int | None] | None = None  # the plan the checkpoint was trained on
-        self._configured_for_fit: Sequence[Policy] = ()  # per optimizer, before resolution
-        self._last_run_steps: list[int | None] | None = None  # the last fit's plan, for a checkpoint after it
-        self.last_step: dict[str, float] = {}
-        """What the latest optimizer step used (the logged values: ``lr``, ``momentum``, ``cycle``, ...)."""
 
     @property
     def policy(self) -> Policy:
@@ -156,10 +123,7 @@ class CyclicLR(Callback):
         return self.policies[0]
 
     def update_policy(self, **changes: Any) -> None:
-        """Replace policy arguments (of every policy), remembering them for checkpoints.
-
-        Called during a fit (by :class:`~lightning_clr.LRRangeTest`), the change holds for that fit only;
-        called outside a fit, it becomes part of the configuration.
+        """Replace policy arguments (of every policy): for this fit during one, else in the configuration.
 
         Example::
 
@@ -183,15 +147,7 @@ class CyclicLR(Callback):
         if stage != "fit":
             return
         self._fitting = True
-        self.policies = self._configured_policies
-        self.pending = set(self._configured_pending)
-        self.resolved = {}
-        self._manual_steps = None
-        self._plans = []
-        self.last_step = {}
-        self._stepping = None
-        self._first_epoch = []
-        self._checkpoint_run_steps = None
+        self._start_from_configuration()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -241,10 +197,8 @@ class CyclicLR(Callback):
             raise SetupError(str(error)) from error
         for old, new in zip(configured, policies, strict=True):
             self.resolved.update({k: v for k, v in new.params().items() if old.params()[k] != v})
-        if any(p != policies[0] for p in policies) or len(self.policies) > 1:
-            self.policies = tuple(policies)
-        else:
-            self.policies = (policies[0],)
+        one = len(self.policies) == 1 and all(p == policies[0] for p in policies)
+        self.policies = (policies[0],) if one else tuple(policies)
         self._plans = self._make_plans(optimizers, policies, lengths)
         self._configured_for_fit = configured
         self._say_replanned(configured, per_epoch)
@@ -361,7 +315,7 @@ class CyclicLR(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """One line when the run ended before (or after) the step it was planned to end on."""
         for index, plan in enumerate(self._plans):
-            taken = trainer.global_step if self._manual_steps is None else self._manual_steps[index]
+            taken = self._step(index, trainer)
             if plan.run_steps is None or taken == plan.run_steps:
                 continue
             start = plan.policy.end_phase_start()
@@ -434,14 +388,12 @@ class CyclicLR(Callback):
     def _write_one(self, plan: _Plan, step: int) -> dict[str, float]:
         policy = plan.policy
         metrics: dict[str, float] = {}
-        momentum = None
-        if self.cycle_momentum:
-            momentum = momentum_at(policy, step, self.base_momentum, self.max_momentum)
+        momentum = (
+            momentum_at(policy, step, self.base_momentum, self.max_momentum) if self.cycle_momentum else None
+        )
         for index, group in enumerate(plan.optimizer.param_groups):
             lr_name, momentum_name = plan.names[index]
-            lr = policy(step, index) * plan.scales[index]
-            group["lr"] = lr
-            metrics[lr_name] = lr
+            group["lr"] = metrics[lr_name] = policy(step, index) * plan.scales[index]
             if momentum is not None:
                 set_momentum(group, momentum)
                 metrics[momentum_name] = momentum
@@ -486,9 +438,8 @@ class CyclicLR(Callback):
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Continue the checkpoint's cycle: take its start-up values, unless the configuration changed.
 
-        A configured argument that differs from the one the checkpoint was trained with wins (with a
-        warning), and so does everything derived from it (a step size resolved from a changed
-        ``step_size_epochs`` is resolved again).
+        A configured argument that differs from the checkpoint's wins (with a warning), and so does
+        everything derived from it.
         """
         names = state_dict.get("policies", [state_dict.get("policy")])
         configured = state_dict.get("configured", {})
@@ -545,16 +496,11 @@ def _series_names(optimizers: Sequence[Optimizer]) -> list[list[tuple[str, str]]
     total = sum(len(o.param_groups) for o in optimizers)
     series = []
     for j, optimizer in enumerate(optimizers):
-        names = []
-        for i in range(len(optimizer.param_groups)):
-            if total == 1:
-                suffix = ""
-            elif len(optimizers) == 1:
-                suffix = f"/group{i}"
-            else:
-                suffix = f"/opt{j}-group{i}"
-            names.append((f"lr{suffix}", f"momentum{suffix}"))
-        series.append(names)
+        suffixes = [
+            "" if total == 1 else f"/group{i}" if len(optimizers) == 1 else f"/opt{j}-group{i}"
+            for i in range(len(optimizer.param_groups))
+        ]
+        series.append([(f"lr{suffix}", f"momentum{suffix}") for suffix in suffixes])
     return series
 
 
@@ -565,10 +511,7 @@ def _batches_per_epoch(trainer: pl.Trainer) -> int | None:
 
 
 def _steps_per_epoch(trainer: pl.Trainer, manual: bool) -> int | None:
-    """Optimizer steps per epoch, for lengths given in epochs; None for a stream.
-
-    Under manual optimization an epoch's worth of steps is one per batch, whatever each optimizer does.
-    """
+    """Optimizer steps per epoch, for lengths given in epochs (one per batch under manual optimization)."""
     batches = _batches_per_epoch(trainer)
     if batches is None or manual:
         return None if batches is None else max(1, batches)

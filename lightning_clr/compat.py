@@ -1,15 +1,8 @@
 """Every private (leading-underscore) Lightning and torchmetrics name lightning-clr uses, and what for;
 and the one difference between the Lightning releases we support (:func:`fit_resume_options`).
 
-Nothing else in the package touches such a name (``tests/test_packaging.py`` greps for them), so a release
-that moves one breaks this module alone, and CI (the newest versions in ``.ci/run``, the floors in
-``.ci/min_versions.sh``) says so. Checked with lightning 2.4.0, 2.5.0, 2.5.6, 2.6.0 and 2.6.6, and
-torchmetrics 1.4.0 to 1.9.0: every name below has the same signature and meaning in all of them.
-
-The range test (:mod:`lightning_clr.range_test.loop`) runs its own loop on the loaders ``fit`` would use,
-so it needs the data connector's helpers; :class:`~lightning_clr.range_test.LRRangeTest` ends a tuning-only
-fit as ``Tuner.lr_find`` does; :mod:`lightning_clr.app.distributed` replaces the command that re-launches DDP
-ranks under Hydra.
+Nothing else in the package touches such a name (``tests/test_packaging.py`` greps for them). Checked with
+lightning 2.4.0, 2.5.0, 2.5.6, 2.6.0 and 2.6.6, and torchmetrics 1.4.0 to 1.9.0.
 """
 
 from __future__ import annotations
@@ -50,13 +43,8 @@ TunerExit = _TunerExitException
 
 
 def fit_resume_options() -> dict[str, Any]:
-    """``Trainer.fit`` arguments that resume from a checkpoint with ``torch.load(weights_only=True)``.
-
-    Lightning 2.6 added ``fit(weights_only=...)``; 2.4 and 2.5 take no such argument and load with
-    ``weights_only=False``, so there the caller must load the file with ``weights_only=True`` itself first
-    (the app does, before training) to keep a checkpoint from running code. Use it as
-    ``trainer.fit(model, ckpt_path=path, **fit_resume_options())``.
-    """
+    """``Trainer.fit`` arguments that resume with ``torch.load(weights_only=True)`` (Lightning >= 2.6; before
+    it, the caller checks the file with ``weights_only=True`` first, as the app does)."""
     return {"weights_only": True} if "weights_only" in inspect.signature(Trainer.fit).parameters else {}
 
 
@@ -87,19 +75,12 @@ def set_sampler_epoch(dataloader: object, epoch: int) -> None:
 
 
 def state_key(callback: Callback, **identity: Any) -> str:
-    """The checkpoint key of ``callback`` from its identifying arguments, as Lightning forms its own.
-
-    ``Callback._generate_state_key`` is the helper Lightning's docs point subclasses to.
-    """
+    """The checkpoint key of ``callback`` from its identifying arguments, as Lightning forms its own."""
     return callback._generate_state_key(**identity)
 
 
 def metric_state_names(metric: Metric) -> list[str]:
-    """The attributes holding a torchmetrics ``Metric``'s accumulated state (the range test restores them).
-
-    ``add_state`` registers them in ``_defaults``; ``update`` also counts in ``_update_count`` and caches
-    ``_computed`` and ``_forward_cache``.
-    """
+    """The attributes holding a torchmetrics ``Metric``'s accumulated state (the range test restores them)."""
     names = [*metric._defaults, "_update_count", "_computed", "_forward_cache"]
     return [name for name in names if hasattr(metric, name)]
 

@@ -1,11 +1,5 @@
-"""Callbacks that keep a run from losing work or going silently wrong: NaN/inf losses and preemption.
-
-:class:`NonFiniteGuard` stops (or skips the optimizer step) at the first NaN/inf training loss and says
-where it happened: the step, the LR it ran at and the CLR policy with its bounds.
-
-:class:`LastCheckpoint` keeps ``last.ckpt`` current: at every epoch end (whatever the monitored metric
-did), every n optimizer steps, and when SIGTERM or the scheduler's requeue signal (submitit's SIGUSR2)
-stops the run, before submitit requeues it; ``ckpt_path=last`` then continues the cycle.
+"""Callbacks that keep a run from losing work or going silently wrong: NaN/inf losses
+(:class:`NonFiniteGuard`) and preemption (:class:`LastCheckpoint`); docs/guide/resuming.md tells how.
 """
 
 from __future__ import annotations
@@ -25,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.optim import Optimizer
 
 from lightning_clr.callback import CyclicLR
-from lightning_clr.validation import fail
+from lightning_clr.validation import fail, integer
 
 __all__ = ["ACTIONS", "LastCheckpoint", "NonFiniteGuard", "NonFiniteLossError"]
 
@@ -39,11 +33,9 @@ class NonFiniteLossError(ArithmeticError):
 class NonFiniteGuard(Callback):
     """Stop at the first NaN/inf training loss, or skip that optimizer step, with a message saying where.
 
-    The loss of every micro-batch is checked before ``backward`` (one ``isfinite`` of a scalar; all ranks
-    agree on the decision). ``"stop"`` raises :class:`NonFiniteLossError` before the bad gradients reach
-    the weights. ``"skip"`` drops the gradients of that optimizer step (so the optimizer leaves every
-    parameter, and its momentum, untouched), warns, and stops once ``patience`` steps in a row were
-    skipped: a run that has diverged for good does not go on silently.
+    Every micro-batch's loss is checked before ``backward`` (all ranks agree). ``"stop"`` raises
+    :class:`NonFiniteLossError` before the bad gradients reach the weights; ``"skip"`` drops that step's
+    gradients, warns, and stops once ``patience`` steps in a row were skipped.
 
     Args:
         action: ``"stop"`` or ``"skip"``.
@@ -63,10 +55,8 @@ class NonFiniteGuard(Callback):
     def __init__(self, action: str = "stop", patience: int = 10) -> None:
         if action not in ACTIONS:
             fail("action", action, f"must be one of {ACTIONS}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            fail("patience", patience, "must be an integer >= 1")
         self.action = action
-        self.patience = patience
+        self.patience = integer("patience", patience)
         self.skipped = 0
         self._in_a_row = 0
         self._bad: str | None = None
@@ -132,17 +122,9 @@ def describe(trainer: pl.Trainer, loss: float) -> str:
 class LastCheckpoint(Callback):
     """Keep ``<dirpath>/last.ckpt`` current: every epoch end, every n optimizer steps, and on preemption.
 
-    The file is rewritten at the end of every training epoch (after its validation, whatever the metrics
-    did), every ``every_n_train_steps`` optimizer steps if set, and when the process is told to stop:
-
-    - SIGTERM: Lightning (2.x) finishes the current batch, then raises ``SIGTERMException`` (a
-      ``SystemExit`` with status 0) and calls ``on_exception``, where this callback saves;
-    - ``requeue_signal`` (submitit's timeout/preemption signal, ``SIGUSR2``): handled the same way, and once
-      ``last.ckpt`` is written the handler that was installed before (submitit's, which requeues the job and
-      exits) runs. Without such a handler the run stops with status 0, as on SIGTERM.
-
-    A run stopped this way loses at most the batch it was running. A symlinked ``last.ckpt`` (e.g. from
-    ``ModelCheckpoint(save_last="link")``) is replaced by a file, never written through.
+    On SIGTERM Lightning finishes the batch and raises ``SIGTERMException``, where this callback saves;
+    ``requeue_signal`` (submitit's ``SIGUSR2``) is handled the same way, then the handler installed before it
+    (submitit's requeue) runs. A symlinked ``last.ckpt`` is replaced by a file, never written through.
 
     Args:
         dirpath: the folder, e.g. ``ModelCheckpoint``'s ``dirpath``.
@@ -171,12 +153,8 @@ class LastCheckpoint(Callback):
     ) -> None:
         if not str(filename) or "/" in str(filename):
             fail("filename", filename, "must be a non-empty file name without a folder")
-        if every_n_train_steps is not None and (
-            isinstance(every_n_train_steps, bool)
-            or not isinstance(every_n_train_steps, int)
-            or every_n_train_steps < 1
-        ):
-            fail("every_n_train_steps", every_n_train_steps, "must be null or an integer >= 1")
+        if every_n_train_steps is not None:
+            every_n_train_steps = integer("every_n_train_steps", every_n_train_steps, purpose=", or null")
         if requeue_signal is not None and requeue_signal not in signal.Signals.__members__:
             fail("requeue_signal", requeue_signal, "must be null or a signal name, e.g. SIGUSR2")
         self.path = Path(dirpath) / f"{filename}.ckpt"

@@ -28,10 +28,8 @@ __all__ = [
     "set_momentum",
 ]
 
-BASE_MOMENTUM = 0.85
-"""Momentum at the LR's peak, by default (Smith, 2018)."""
-MAX_MOMENTUM = 0.95
-"""Momentum at the LR's low end, by default."""
+BASE_MOMENTUM = 0.85  # momentum at the LR's peak, by default (Smith, 2018)
+MAX_MOMENTUM = 0.95  # momentum at the LR's low end, by default
 
 _MOMENTUM_KEYS = ("betas", "momentum")
 
@@ -80,11 +78,7 @@ def set_momentum(group: dict[str, object], momentum: float) -> None:
 
 
 def check_param_groups(policy: Policy, optimizer: Optimizer) -> None:
-    """Per-group bounds need one value per param group.
-
-    Raises:
-        SetupError: when their number differs from the optimizer's param groups.
-    """
+    """Per-group bounds need one value per param group (else :class:`SetupError`)."""
     groups = policy.num_groups
     if groups is not None and groups != len(optimizer.param_groups):
         raise SetupError(
@@ -94,25 +88,21 @@ def check_param_groups(policy: Policy, optimizer: Optimizer) -> None:
 
 
 def check_cyclable_momentum(optimizer: Optimizer) -> None:
-    """``cycle_momentum=True`` needs an optimizer with a momentum that is switched on.
-
-    Raises:
-        SetupError: for an optimizer without ``momentum`` or ``betas`` (Adagrad), or built with momentum 0.
-    """
+    """``cycle_momentum=True`` needs an optimizer with a momentum that is switched on (else
+    :class:`SetupError`)."""
     for group in optimizer.param_groups:
         key = next((k for k in _MOMENTUM_KEYS if k in group), None)
         name = type(optimizer).__name__
         if key is None:
-            raise InvalidSetup(
-                "cycle_momentum",
-                True,
-                f"needs a momentum to cycle, but {name} has none (no 'momentum' or 'betas' in its param "
-                "groups): use SGD, RMSprop or an Adam-family optimizer, or set cycle_momentum=False",
+            why = (
+                f"{name} has none (no 'momentum' or 'betas' in its param groups): use SGD, RMSprop or an "
+                "Adam-family optimizer, or set cycle_momentum=False"
             )
-        if key == "momentum" and not group["momentum"]:
-            raise InvalidSetup(
-                "cycle_momentum",
-                True,
-                f"needs a momentum to cycle, but {name} was built with momentum=0: cycling would silently "
-                "switch momentum on. Give the optimizer a momentum (e.g. 0.9) or set cycle_momentum=False",
+        elif key == "momentum" and not group["momentum"]:
+            why = (
+                f"{name} was built with momentum=0: cycling would silently switch momentum on. Give the "
+                "optimizer a momentum (e.g. 0.9) or set cycle_momentum=False"
             )
+        else:
+            continue
+        raise InvalidSetup("cycle_momentum", True, f"needs a momentum to cycle, but {why}")

@@ -1,7 +1,4 @@
-"""Plot LR policies against the optimizer step (matplotlib, no pyplot global state).
-
-matplotlib is imported only when a figure is drawn (:func:`new_figure`), so the library runs without it.
-"""
+"""Plot LR policies against the optimizer step (matplotlib, imported only to draw; no pyplot global state)."""
 
 from __future__ import annotations
 
@@ -9,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lightning_clr.policies import Policy
-from lightning_clr.validation import fail
+from lightning_clr.validation import integer
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,26 +26,20 @@ def plot_schedule(
     title: str | None = None,
     marks: Mapping[str, int] | None = None,
 ) -> Figure:
-    """Draw the LR of each policy (one line per param group) over the first ``num_steps`` optimizer steps.
-
-    Policies that still need resolution are resolved with ``steps_per_epoch`` and ``total_steps=num_steps``.
+    """Draw the LR of each policy (one line per param group) over the first ``num_steps`` optimizer steps,
+    resolving the policies with ``steps_per_epoch`` and ``total_steps=num_steps``; returns the figure.
 
     Args:
         policies: one policy, or policies by label.
         num_steps: how many optimizer steps to draw.
-        base_momentum: with ``max_momentum``, adds a panel with the momentum each policy cycles
-            (``max_momentum - (max_momentum - base_momentum) * policy.momentum_scale(step)``).
-        max_momentum: see ``base_momentum``.
+        base_momentum, max_momentum: together, add a panel with the momentum each policy cycles.
         steps_per_epoch: marks epochs on a second x axis (and resolves ``step_size_epochs``).
         title: the figure's title.
         marks: optimizer steps to mark with a vertical line, by label (e.g. where a run resumes).
 
-    Returns:
-        A :class:`matplotlib.figure.Figure` (not registered with pyplot); save it with ``fig.savefig``.
-
     Raises:
-        ValueError: if ``num_steps`` or ``steps_per_epoch`` is not an integer >= 1, only one momentum
-            bound is given, or a policy needs ``steps_per_epoch`` to be resolved.
+        ValueError: on a bad ``num_steps`` or ``steps_per_epoch``, one momentum bound alone, or a policy
+            that cannot be resolved.
 
     Example::
 
@@ -62,19 +53,16 @@ def plot_schedule(
         >>> path.read_bytes()[:4]
         b'\x89PNG'
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        fail("num_steps", num_steps, "must be an integer >= 1")
-    if steps_per_epoch is not None and (
-        isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
-    ):
-        fail("steps_per_epoch", steps_per_epoch, "must be an integer >= 1")
+    num_steps = integer("num_steps", num_steps)
+    if steps_per_epoch is not None:
+        steps_per_epoch = integer("steps_per_epoch", steps_per_epoch)
     if (base_momentum is None) != (max_momentum is None):
         raise ValueError(
             f"base_momentum={base_momentum!r} and max_momentum={max_momentum!r} must be given together"
         )
-    labelled = {policies.name: policies} if isinstance(policies, Policy) else dict(policies)
     labelled = {
-        label: policy.resolve(steps_per_epoch, total_steps=num_steps) for label, policy in labelled.items()
+        label: policy.resolve(steps_per_epoch, total_steps=num_steps)
+        for label, policy in ({policies.name: policies} if isinstance(policies, Policy) else policies).items()
     }
     steps = range(num_steps)
 
@@ -126,11 +114,7 @@ def plot_schedule(
 
 
 def new_figure(**kwargs: Any) -> Figure:
-    """A constrained-layout :class:`matplotlib.figure.Figure`; a one-line hint if matplotlib is missing.
-
-    Raises:
-        ModuleNotFoundError: ``plotting needs matplotlib: pip install matplotlib (or lightning-clr[app])``.
-    """
+    """A constrained-layout :class:`matplotlib.figure.Figure`; a one-line hint if matplotlib is missing."""
     try:
         from matplotlib.figure import Figure
     except ModuleNotFoundError as error:

@@ -1,20 +1,7 @@
-"""Learning-rate policies as pure functions of the optimizer step.
+"""Learning-rate policies as pure functions of the optimizer step: ``policy(iteration, group)`` is the LR.
 
-The cyclic policies follow Smith, "Cyclical Learning Rates for Training Neural Networks" (WACV 2017)::
-
-    cycle = floor(1 + iteration / (2 * step_size))
-    x = |iteration / step_size - 2 * cycle + 1|
-    lr = base_lr + (max_lr - base_lr) * max(0, 1 - x) * scale
-
-with ``scale`` 1 (:class:`Triangular`), ``1 / 2**(cycle - 1)`` (:class:`Triangular2`) or
-``gamma**iteration`` (:class:`ExpRange`). With ``final_anneal`` the last fraction of the run leaves the
-triangle and anneals (cosine) to ``base_lr / final_div_factor``; every step before it is Smith's.
-:class:`Fixed` is the step-decay baseline the paper compares
-against and :class:`OneCycle` is Smith's later 1cycle policy (2018), with the semantics of
-``torch.optim.lr_scheduler.OneCycleLR``.
-
-A policy holds no counter: ``policy(iteration, group)`` is the LR of optimizer step ``iteration``
-(0-based), so resuming, distributed training and plotting need nothing but the step number.
+Smith's cyclic policies (WACV 2017), the step-decay baseline, 1cycle, cosine and WSD; the formulas and the
+rules are in docs/guide/policies.md.
 """
 
 from __future__ import annotations
@@ -50,10 +37,7 @@ _C = TypeVar("_C", bound="_CyclicPolicy")
 
 
 class Policy:
-    """Base class of the LR policies: an immutable schedule ``(iteration, group) -> lr``.
-
-    Subclasses are frozen dataclasses whose fields are their constructor arguments.
-    """
+    """Base class of the LR policies: a frozen dataclass, an immutable ``(iteration, group) -> lr``."""
 
     name: ClassVar[str]
     num_groups: int | None
@@ -66,8 +50,7 @@ class Policy:
     def momentum_scale(self, iteration: int) -> float:
         """Where the schedule stands at ``iteration``, in [0, 1]: 0 at its low end, 1 at its peak.
 
-        Momentum is cycled inversely to the LR as
-        ``max_momentum - (max_momentum - base_momentum) * momentum_scale(iteration)``.
+        Momentum is ``max_momentum - (max_momentum - base_momentum) * momentum_scale(iteration)``.
         """
         raise NotImplementedError
 
@@ -82,18 +65,11 @@ class Policy:
         return False
 
     def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
-        """A copy with every length in optimizer steps; ``self`` when nothing needs resolving.
-
-        Args:
-            steps_per_epoch: optimizer steps in one epoch (needed for ``step_size_epochs``).
-            total_steps: optimizer steps in the whole run (needed for ``OneCycle(total_steps=None)``).
-        """
+        """A copy with every length in optimizer steps; ``self`` when nothing needs resolving."""
         return self
 
     def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
         """Why a run of ``run_steps`` optimizer steps would not follow this schedule as meant, or None.
-
-        ``steps_per_epoch``, when known, lets the reason speak in epochs.
 
         Example::
 
@@ -130,10 +106,7 @@ class Policy:
 
     @classmethod
     def from_config(cls: type[_P], **arguments: Any) -> _P:
-        """The policy from a config group that lists every argument, unused ones as None.
-
-        Where two arguments say the same thing (a step size in optimizer steps and one in epochs), the
-        policy's precedence decides instead of rejecting the pair as the constructor does.
+        """The policy from a config group listing every argument (unused ones None), with its precedence.
 
         Example::
 
@@ -182,23 +155,15 @@ class Policy:
 class WholeCycles(NamedTuple):
     """How a run of ``total_steps`` optimizer steps fits a cyclic policy's cycles."""
 
-    cycles: float
-    """The run's length in cycles."""
-    cycle_steps: int
-    """Optimizer steps in one cycle (rise and fall)."""
-    ends_on_boundary: bool
-    """True when the run is a whole number of cycles: its last step is the one before a cycle starts."""
-    nearest_steps: int
-    """The whole-cycle run length nearest to ``total_steps`` (at least one cycle)."""
+    cycles: float  # the run's length in cycles
+    cycle_steps: int  # optimizer steps in one cycle (rise and fall)
+    ends_on_boundary: bool  # the run is a whole number of cycles
+    nearest_steps: int  # the whole-cycle run length nearest to total_steps (at least one cycle)
 
 
 @dataclass(frozen=True, repr=False)
 class _CyclicPolicy(Policy):
-    """Smith's triangle, written once; subclasses choose the amplitude with :meth:`scale`.
-
-    The fields every cyclic policy takes are declared here; a subclass adds its own positional ones after
-    ``step_size`` (``step_size_down``, and ``gamma`` before it for :class:`ExpRange`).
-    """
+    """Smith's triangle, written once; subclasses choose the amplitude with :meth:`scale`."""
 
     base_lr: Bounds
     max_lr: Bounds
@@ -215,10 +180,11 @@ class _CyclicPolicy(Policy):
     _bounds: ClassVar[tuple[tuple[float, float], ...]]  # (base_lr, max_lr) per group, set per instance
 
     def __post_init__(self) -> None:
-        _set(self, "_bounds", _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr))
-        _set(self, "num_groups", _group_count(self.base_lr, self.max_lr))
-        _set(self, "base_lr", _normalised(self.base_lr))
-        _set(self, "max_lr", _normalised(self.max_lr))
+        bounds = _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr)
+        _set(self, "_bounds", bounds)
+        _set(self, "num_groups", len(bounds) if is_list(self.base_lr) or is_list(self.max_lr) else None)
+        _set(self, "base_lr", _lr_values("base_lr", self.base_lr))
+        _set(self, "max_lr", _lr_values("max_lr", self.max_lr))
         lengths = {
             name: getattr(self, name)
             for name in ("step_size", "step_size_epochs", "cycles")
@@ -234,9 +200,7 @@ class _CyclicPolicy(Policy):
                 value,
                 f"cannot be combined with {given} (give one of step_size, step_size_epochs, cycles)",
             )
-        if self.step_size is not None:
-            _set(self, "step_size", integer("step_size", self.step_size))
-        elif self.step_size_down is not None:
+        if self.step_size is None and self.step_size_down is not None:
             key = "step_size_epochs" if self.step_size_epochs is not None else "cycles"
             fail(
                 "step_size_down",
@@ -244,19 +208,11 @@ class _CyclicPolicy(Policy):
                 f"counts optimizer steps and cannot be combined with {key}={lengths[key]!r}: "
                 "give step_size in optimizer steps too",
             )
-        if self.step_size_epochs is not None:
-            _set(self, "step_size_epochs", positive("step_size_epochs", self.step_size_epochs))
-        if self.cycles is not None:
-            _set(self, "cycles", positive("cycles", self.cycles))
-        if self.step_size_down is not None:
-            _set(self, "step_size_down", integer("step_size_down", self.step_size_down))
-        final_anneal = finite(self.final_anneal)
-        if final_anneal is None or not 0 <= final_anneal < 1:
-            fail("final_anneal", self.final_anneal, "must be a number in [0, 1) (a fraction of the run)")
-        _set(self, "final_anneal", final_anneal)
+        _check_given(self, integer, "step_size", "step_size_down", "total_steps")
+        _check_given(self, positive, "step_size_epochs", "cycles")
+        fraction = _within("final_anneal", self.final_anneal, "[0, 1)", " (a fraction of the run)")
+        _set(self, "final_anneal", fraction)
         _set(self, "final_div_factor", positive("final_div_factor", self.final_div_factor))
-        if self.total_steps is not None:
-            _set(self, "total_steps", integer("total_steps", self.total_steps))
 
     def scale(self, cycle: int, iteration: int) -> float:
         """The amplitude factor in cycle ``cycle`` (1-based) at ``iteration``."""
@@ -278,10 +234,7 @@ class _CyclicPolicy(Policy):
         )
 
     def momentum_scale(self, iteration: int) -> float:
-        """``max(0, 1 - x) * scale``, so that momentum follows ``torch.optim.lr_scheduler.CyclicLR``.
-
-        In the final anneal it falls with the LR, from its value where the anneal starts to 0.
-        """
+        """``max(0, 1 - x) * scale`` as torch's ``CyclicLR``; in the final anneal it falls to 0."""
         anneal = self._anneal_position(iteration)
         if anneal is None:
             return self._height(iteration)
@@ -289,19 +242,13 @@ class _CyclicPolicy(Policy):
         return _cosine(self._height(start), 0.0, pct)
 
     def anneal_start(self) -> int | None:
-        """The first optimizer step of the final anneal, or None without one (``final_anneal=0``).
-
-        The anneal takes the last ``round(final_anneal * total_steps)`` steps (at least 1, and never the
-        first step): it starts from the plain policy's LR at the step before it and reaches
-        ``base_lr / final_div_factor`` at step ``total_steps - 1``.
-        """
+        """The first optimizer step of the final anneal (the last ``round(final_anneal * total_steps)``
+        steps, at least 1 and never the first step), or None without one (``final_anneal=0``)."""
         if self.final_anneal == 0:
             return None
         if self.total_steps is None:
-            raise RuntimeError(
-                f"{self!r} anneals over the last final_anneal={self.final_anneal!r} of the run, whose "
-                "length (total_steps=None) must be resolved first with policy.resolve(steps_per_epoch, "
-                "total_steps); the CyclicLR callback does it when training starts"
+            raise _unresolved(
+                self, f"has total_steps=None to anneal its last final_anneal={self.final_anneal!r}"
             )
         length = min(self.total_steps - 1, max(1, round(self.final_anneal * self.total_steps)))
         return None if length == 0 else self.total_steps - length
@@ -339,10 +286,8 @@ class _CyclicPolicy(Policy):
             >>> Triangular(0.01, 0.1, step_size=160).whole_cycle_epochs(steps_per_epoch=40, epochs=20)
             24
         """
-        period = (
-            math.lcm(sum(self._half_cycles()), steps_per_epoch) // steps_per_epoch
-        )  # epochs of whole cycles
-        return max(1, math.floor(epochs / period + 0.5)) * period
+        cycle_epochs = math.lcm(sum(self._half_cycles()), steps_per_epoch) // steps_per_epoch
+        return max(1, math.floor(epochs / cycle_epochs + 0.5)) * cycle_epochs
 
     def _height(self, iteration: int) -> float:
         """``max(0, 1 - x) * scale`` of Smith's formula: 0 at base_lr, 1 at an unscaled peak."""
@@ -355,9 +300,8 @@ class _CyclicPolicy(Policy):
         return max(0.0, 1 - x) * self.scale(cycle, iteration)
 
     def _cycle_end_problem(self, total_steps: int, steps_per_epoch: int | None = None) -> str | None:
-        """Why a run of ``total_steps`` steps does not end on a cycle boundary, or None when it does.
-
-        None too with ``final_anneal > 0``, whose anneal ends the run wherever the cycle stands.
+        """Why a run of ``total_steps`` steps does not end on a cycle boundary, or None when it does (or when
+        ``final_anneal > 0`` ends it).
 
         Example::
 
@@ -401,11 +345,7 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
         return self.step_size is None or (self.final_anneal > 0 and self.total_steps is None)
 
     def resolve(self: _C, steps_per_epoch: int | None, total_steps: int | None = None) -> _C:
-        """A copy with ``step_size`` (from ``step_size_epochs`` or ``cycles``) and ``total_steps`` known.
-
-        ``cycles`` gives ``step_size = round(total_steps / (2 * cycles))``; the run length is the policy's
-        own ``total_steps`` when given, else the ``total_steps`` argument.
-        """
+        """A copy with ``step_size`` (from ``step_size_epochs`` or ``cycles``) and ``total_steps`` known."""
         if not self.needs_resolution:
             return self
         if self.step_size_epochs is not None and steps_per_epoch is None:
@@ -448,11 +388,7 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
     def _half_cycles(self) -> tuple[int, int]:
         if self.step_size is None:
             given = "in epochs (step_size_epochs)" if self.cycles is None else "as a number of cycles"
-            raise RuntimeError(
-                f"{self!r} gives its step size {given}, which must be resolved to optimizer steps first with "
-                "policy.resolve(steps_per_epoch, total_steps); the CyclicLR callback does it when training "
-                "starts"
-            )
+            raise _unresolved(self, f"gives its step size {given}")
         return self.step_size, self.step_size if self.step_size_down is None else self.step_size_down
 
 
@@ -464,22 +400,18 @@ class Triangular(_CyclicPolicy):
         base_lr: the lowest LR; a list gives one per param group (a scalar on either side broadcasts).
         max_lr: the peak LR, larger than ``base_lr``.
         step_size: optimizer steps in the rising half cycle (Smith: 2-10 epochs' worth).
-        step_size_down: optimizer steps in the falling half (default ``step_size``), as in
-            ``torch.optim.lr_scheduler.CyclicLR(step_size_up=..., step_size_down=...)``.
+        step_size_down: optimizer steps in the falling half (default ``step_size``).
         step_size_epochs: ``step_size`` in epochs instead, resolved once the epoch length is known.
-        cycles: ``step_size`` from the run length instead: ``round(total_steps / (2 * cycles))``, so the run
-            ends on a cycle boundary (Smith: stop at the end of a cycle), resolved when training starts.
-        final_anneal: the fraction of the run, in [0, 1), at its end in which the LR leaves the cycle and
-            anneals (cosine) from the policy's value down to ``base_lr / final_div_factor``; 0 keeps Smith's
-            policy to the last step.
-        final_div_factor: ``base_lr / final_div_factor`` is the LR of the last step when ``final_anneal > 0``.
+        cycles: ``step_size`` from the run length instead: ``round(total_steps / (2 * cycles))``.
+        final_anneal: the fraction of the run, in [0, 1), at its end that anneals (cosine) from the
+            policy's value down to ``base_lr / final_div_factor``; 0 keeps Smith's policy to the last step.
+        final_div_factor: ``base_lr / final_div_factor`` is the last step's LR when ``final_anneal > 0``.
         total_steps: optimizer steps in the run, for ``cycles`` and ``final_anneal``; None resolves it when
-            training starts (as :class:`OneCycle`).
+            training starts.
 
     Raises:
-        ValueError: on a non-positive or non-numeric bound, ``base_lr >= max_lr`` in some group,
-            bounds lists of different lengths, a step size that is not an integer >= 1, none or several
-            of ``step_size``, ``step_size_epochs`` and ``cycles``, or ``final_anneal`` not in [0, 1).
+        ValueError: on a bad bound or step size, none or several of ``step_size``, ``step_size_epochs``
+            and ``cycles``, or ``final_anneal`` not in [0, 1).
 
     Example::
 
@@ -523,17 +455,12 @@ class Triangular2(Triangular):
 
 @dataclass(frozen=True, repr=False)
 class ExpRange(_CyclicPolicy):
-    """Smith's ``exp_range`` policy: the triangle's amplitude decays as ``gamma**iteration``.
-
-    ``base_lr`` stays; the peaks shrink towards it.
+    """Smith's ``exp_range``: the triangle's amplitude decays as ``gamma**iteration`` (not ``base_lr``).
 
     Args:
-        base_lr: the lowest LR; a list gives one per param group (a scalar on either side broadcasts).
-        max_lr: the peak LR at iteration 0, larger than ``base_lr``.
-        step_size: optimizer steps in the rising half cycle; None only with ``step_size_epochs``.
         gamma: amplitude factor per optimizer step, in (0, 1] (e.g. 0.99994).
-        step_size_down: optimizer steps in the falling half (default ``step_size``).
-        step_size_epochs, cycles, final_anneal, final_div_factor, total_steps: as :class:`Triangular`.
+        base_lr, max_lr, step_size, step_size_down, step_size_epochs, cycles, final_anneal, final_div_factor,
+            total_steps: as :class:`Triangular`.
 
     Raises:
         ValueError: as :class:`Triangular`, and when ``gamma`` is not in (0, 1].
@@ -552,7 +479,7 @@ class ExpRange(_CyclicPolicy):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _set(self, "gamma", _gamma(self.gamma))
+        _set(self, "gamma", _within("gamma", self.gamma, "(0, 1]"))
 
     def scale(self, cycle: int, iteration: int) -> float:
         return self.gamma**iteration
@@ -560,10 +487,8 @@ class ExpRange(_CyclicPolicy):
 
 @dataclass(frozen=True, repr=False)
 class Fixed(Policy):
-    """The baseline: a fixed LR, multiplied by ``gamma`` at each milestone (Caffe's ``multistep``).
-
-    ``lr * gamma**k`` where ``k`` is the number of milestones ``<= iteration``, as
-    ``torch.optim.lr_scheduler.MultiStepLR`` stepped once per optimizer step.
+    """The baseline: a fixed LR, multiplied by ``gamma`` at each milestone (Caffe's ``multistep``, torch's
+    ``MultiStepLR`` stepped once per optimizer step).
 
     Args:
         lr: the initial LR; a list gives one per param group.
@@ -571,8 +496,7 @@ class Fixed(Policy):
         gamma: the factor applied at each milestone, in (0, 1].
 
     Raises:
-        ValueError: on a non-positive or non-numeric ``lr``, milestones that are not strictly increasing
-            integers >= 1, or ``gamma`` not in (0, 1].
+        ValueError: on a bad ``lr``, ``milestones`` or ``gamma``.
 
     Example::
 
@@ -588,16 +512,13 @@ class Fixed(Policy):
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        lrs = _lr_values("lr", self.lr)
-        _set(self, "_lrs", lrs)
-        _set(self, "num_groups", None if isinstance(lrs, float) else len(lrs))
-        _set(self, "lr", _normalised(self.lr))
+        _set(self, "_lrs", _per_group_lrs(self, "lr"))
         _set(self, "milestones", _milestones(self.milestones))
-        _set(self, "gamma", _gamma(self.gamma))
+        _set(self, "gamma", _within("gamma", self.gamma, "(0, 1]"))
 
     def __call__(self, iteration: int, group: int = 0) -> float:
-        lrs: float | tuple[float, ...] = self._lrs  # type: ignore[attr-defined]  # set in __post_init__
-        lr = lrs if isinstance(lrs, float) else lrs[group]
+        lrs: tuple[float, ...] = self._lrs  # type: ignore[attr-defined]  # set in __post_init__
+        lr = lrs[0 if self.num_groups is None else group]
         return lr * self.gamma ** bisect_right(self.milestones, iteration)
 
     def momentum_scale(self, iteration: int) -> float:
@@ -641,12 +562,8 @@ class _Phase(NamedTuple):
 
 @dataclass(frozen=True, repr=False)
 class OneCycle(_PlannedOverTheRun):
-    """Smith's 1cycle policy (2018), exactly as ``torch.optim.lr_scheduler.OneCycleLR``.
-
-    The LR warms up from ``max_lr / div_factor`` to ``max_lr`` over ``pct_start`` of the run, then anneals
-    to ``max_lr / div_factor / final_div_factor``; with ``three_phase`` it first comes back down to the
-    start over as many steps, then anneals. Momentum moves the other way. Past ``total_steps`` the LR
-    stays at its final value (OneCycleLR raises an error there).
+    """Smith's 1cycle policy (2018), exactly as ``torch.optim.lr_scheduler.OneCycleLR``; past
+    ``total_steps`` the LR stays at its final value (OneCycleLR raises an error there).
 
     Args:
         max_lr: the peak LR; a list gives one per param group.
@@ -658,9 +575,7 @@ class OneCycle(_PlannedOverTheRun):
         three_phase: come back down to the starting LR before the final annealing.
 
     Raises:
-        ValueError: on a non-positive or non-numeric ``max_lr``, ``div_factor`` or ``final_div_factor``,
-            ``total_steps`` not an integer >= 1, ``pct_start`` out of range, an unknown
-            ``anneal_strategy``, or ``three_phase`` not a bool.
+        ValueError: on a bad argument.
 
     Example::
 
@@ -680,16 +595,11 @@ class OneCycle(_PlannedOverTheRun):
     three_phase: bool = False
 
     def __post_init__(self) -> None:
-        peaks = _lr_values("max_lr", self.max_lr)
-        _set(self, "num_groups", None if isinstance(peaks, float) else len(peaks))
-        _set(self, "max_lr", _normalised(self.max_lr))
-        if self.total_steps is not None:
-            _set(self, "total_steps", integer("total_steps", self.total_steps))
+        peaks = _per_group_lrs(self, "max_lr")
+        _check_given(self, integer, "total_steps")
         if not isinstance(self.three_phase, bool):
             fail("three_phase", self.three_phase, "must be True or False")
-        pct_start = finite(self.pct_start)
-        if pct_start is None or not 0 < pct_start < 1:
-            fail("pct_start", self.pct_start, "must be a number in (0, 1)")
+        pct_start = _within("pct_start", self.pct_start, "(0, 1)")
         if self.three_phase and pct_start > 0.5:
             fail("pct_start", self.pct_start, "must be at most 0.5 when three_phase=True")
         _set(self, "pct_start", pct_start)
@@ -698,36 +608,23 @@ class OneCycle(_PlannedOverTheRun):
         if self.anneal_strategy not in ("cos", "linear"):
             fail("anneal_strategy", self.anneal_strategy, "must be 'cos' or 'linear'")
 
-        levels = []  # per param group, indexed by _START, _PEAK, _FINAL
-        for peak in (peaks,) if isinstance(peaks, float) else peaks:
-            start = peak / self.div_factor
-            levels.append((start, peak, start / self.final_div_factor))
-        _set(self, "_levels", tuple(levels))
+        levels = tuple((p / self.div_factor, p, p / self.div_factor / self.final_div_factor) for p in peaks)
+        _set(self, "_levels", levels)  # per param group, indexed by _START, _PEAK, _FINAL
         _set(self, "_phases", None if self.total_steps is None else self._phase_table(self.total_steps))
 
     def _phase_table(self, total: int) -> tuple[_Phase, ...]:
         """OneCycleLR's phases; momentum scale 0 is max_momentum, 1 is base_momentum."""
-        warmup_end = float(self.pct_start * total) - 1
+        warmup = _Phase(float(self.pct_start * total) - 1, _START, _PEAK, 0.0, 1.0)
         if self.three_phase:
-            return (
-                _Phase(warmup_end, _START, _PEAK, 0.0, 1.0),
-                _Phase(float(2 * self.pct_start * total) - 2, _PEAK, _START, 1.0, 0.0),
-                _Phase(total - 1, _START, _FINAL, 0.0, 0.0),
-            )
-        return (
-            _Phase(warmup_end, _START, _PEAK, 0.0, 1.0),
-            _Phase(total - 1, _PEAK, _FINAL, 1.0, 0.0),
-        )
+            back = _Phase(float(2 * self.pct_start * total) - 2, _PEAK, _START, 1.0, 0.0)
+            return warmup, back, _Phase(total - 1, _START, _FINAL, 0.0, 0.0)
+        return warmup, _Phase(total - 1, _PEAK, _FINAL, 1.0, 0.0)
 
     def _locate(self, iteration: int) -> tuple[_Phase, float]:
         """The phase that ``iteration`` falls in and the fraction of it done, as OneCycleLR finds them."""
         phases: tuple[_Phase, ...] | None = self._phases  # type: ignore[attr-defined]  # see __post_init__
         if phases is None:
-            raise RuntimeError(
-                f"{self!r} has total_steps=None, which must be resolved first with "
-                "policy.resolve(steps_per_epoch, total_steps); the CyclicLR callback does it when training "
-                "starts"
-            )
+            raise _unresolved(self, "has total_steps=None")
         start = 0.0
         for phase in phases:
             if iteration <= phase.end_step or phase is phases[-1]:
@@ -773,29 +670,18 @@ class _RunLengthPolicy(_PlannedOverTheRun):
     warmup: float
     final_lr_ratio: float
 
-    def _check(self) -> None:
-        peaks = _lr_values("max_lr", self.max_lr)
-        _set(self, "num_groups", None if isinstance(peaks, float) else len(peaks))
-        _set(self, "_peaks", (peaks,) if isinstance(peaks, float) else peaks)
-        _set(self, "max_lr", _normalised(self.max_lr))
-        if self.total_steps is not None:
-            _set(self, "total_steps", integer("total_steps", self.total_steps))
+    def __post_init__(self) -> None:
+        _set(self, "_peaks", _per_group_lrs(self, "max_lr"))
+        _check_given(self, integer, "total_steps")
         for name in ("warmup", "final_lr_ratio"):
-            number = finite(getattr(self, name))
-            if number is None or not 0 <= number < 1:
-                fail(name, getattr(self, name), "must be a number in [0, 1)")
-            _set(self, name, number)
+            _set(self, name, _within(name, getattr(self, name), "[0, 1)"))
 
     def _warmup_steps(self) -> int:
         return round(self.warmup * self._total())
 
     def _total(self) -> int:
         if self.total_steps is None:
-            raise RuntimeError(
-                f"{self!r} has total_steps=None, which must be resolved first with "
-                "policy.resolve(steps_per_epoch, total_steps); the CyclicLR callback does it when training "
-                "starts"
-            )
+            raise _unresolved(self, "has total_steps=None")
         return self.total_steps
 
     def _decay(self, iteration: int) -> float:
@@ -803,7 +689,7 @@ class _RunLengthPolicy(_PlannedOverTheRun):
         raise NotImplementedError
 
     def __call__(self, iteration: int, group: int = 0) -> float:
-        peaks: tuple[float, ...] = self._peaks  # type: ignore[attr-defined]  # set in _check
+        peaks: tuple[float, ...] = self._peaks  # type: ignore[attr-defined]  # set in __post_init__
         peak = peaks[0 if self.num_groups is None else group]
         warmed = self._warmed(iteration)
         if warmed is not None:  # from 0 up to the peak
@@ -823,11 +709,8 @@ class _RunLengthPolicy(_PlannedOverTheRun):
 
 @dataclass(frozen=True, repr=False)
 class Cosine(_RunLengthPolicy):
-    """The baseline users reach for: cosine annealing over the run, after an optional linear warmup.
-
-    The LR rises linearly to ``max_lr`` over the first ``warmup`` of the run, then falls along half a cosine
-    to ``max_lr * final_lr_ratio`` at the run's last step (``torch.optim.lr_scheduler.CosineAnnealingLR``
-    with ``eta_min = max_lr * final_lr_ratio`` and ``T_max`` the steps after the warmup).
+    """Cosine annealing over the run (``CosineAnnealingLR`` to ``max_lr * final_lr_ratio``), after an optional
+    linear warmup.
 
     Args:
         max_lr: the peak LR; a list gives one per param group.
@@ -852,9 +735,6 @@ class Cosine(_RunLengthPolicy):
     warmup: float = 0.0
     final_lr_ratio: float = 0.0
 
-    def __post_init__(self) -> None:
-        self._check()
-
     def _decay(self, iteration: int) -> float:
         start, last = self._warmup_steps(), self._total() - 1
         pct = 1.0 if last <= start else min(1.0, (iteration - start) / (last - start))
@@ -867,8 +747,6 @@ class Cosine(_RunLengthPolicy):
 @dataclass(frozen=True, repr=False)
 class WSD(_RunLengthPolicy):
     """Warmup-stable-decay: a linear warmup, ``max_lr`` held, then a short cooldown (Hägele et al. 2024).
-
-    Only the cooldown depends on the run's length, so a WSD run can be extended like a CLR run.
 
     Args:
         max_lr: the LR of the stable phase; a list gives one per param group.
@@ -898,10 +776,8 @@ class WSD(_RunLengthPolicy):
     final_lr_ratio: float = 0.0
 
     def __post_init__(self) -> None:
-        self._check()
-        cooldown = finite(self.cooldown)
-        if cooldown is None or not 0 < cooldown < 1:
-            fail("cooldown", self.cooldown, "must be a number in (0, 1)")
+        super().__post_init__()
+        cooldown = _within("cooldown", self.cooldown, "(0, 1)")
         if self.warmup + cooldown >= 1:
             fail("cooldown", self.cooldown, f"and warmup={self.warmup!r} must add up to less than 1")
         _set(self, "cooldown", cooldown)
@@ -952,11 +828,35 @@ def _set(policy: Policy, name: str, value: Any) -> None:
     object.__setattr__(policy, name, value)
 
 
-def _gamma(value: Any) -> float:
+def _check_given(policy: Policy, check: Callable[[str, Any], Any], *names: str) -> None:
+    """Validate (and normalise) the fields ``names`` that are not None with ``check(name, value)``."""
+    for name in names:
+        if getattr(policy, name) is not None:
+            _set(policy, name, check(name, getattr(policy, name)))
+
+
+def _per_group_lrs(policy: Policy, name: str) -> tuple[float, ...]:
+    """Validate the LR field ``name``, set it and ``num_groups``; the LR of each param group."""
+    lrs = _lr_values(name, getattr(policy, name))
+    _set(policy, "num_groups", None if isinstance(lrs, float) else len(lrs))
+    _set(policy, name, lrs)
+    return (lrs,) if isinstance(lrs, float) else lrs
+
+
+def _within(name: str, value: Any, interval: str, note: str = "") -> float:
+    """``value`` as a float in ``interval``: ``"[0, 1)"``, ``"(0, 1)"`` or ``"(0, 1]"``."""
     number = finite(value)
-    if number is None or not 0 < number <= 1:
-        fail("gamma", value, "must be a number in (0, 1]")
+    above = number is not None and (number > 0 if interval.startswith("(") else number >= 0)
+    if number is None or not above or not (number <= 1 if interval.endswith("]") else number < 1):
+        fail(name, value, f"must be a number in {interval}{note}")
     return number
+
+
+def _unresolved(policy: Policy, what: str) -> RuntimeError:
+    return RuntimeError(
+        f"{policy!r} {what}, which must be resolved first with policy.resolve(steps_per_epoch, total_steps); "
+        "the CyclicLR callback does it when training starts"
+    )
 
 
 def _epochs(count: float) -> str:
@@ -997,13 +897,8 @@ def _paired_bounds(base_name: str, base: Any, max_name: str, max_: Any) -> tuple
         counts = f"({len(maxes)} != {len(bases)})"
         fail(max_name, max_, f"must have as many groups as {base_name}={base!r} {counts}")
     groups = max(len(v) if isinstance(v, tuple) else 1 for v in (bases, maxes))
-    pairs = tuple(
-        (
-            bases[group] if isinstance(bases, tuple) else bases,
-            maxes[group] if isinstance(maxes, tuple) else maxes,
-        )
-        for group in range(groups)
-    )
+    lows, highs = (v if isinstance(v, tuple) else (v,) * groups for v in (bases, maxes))
+    pairs = tuple(zip(lows, highs, strict=True))
     for group, (low, high) in enumerate(pairs):
         if low >= high:
             where = f" (group {group}: {low} >= {high})" if groups > 1 else ""
@@ -1011,26 +906,13 @@ def _paired_bounds(base_name: str, base: Any, max_name: str, max_: Any) -> tuple
     return pairs
 
 
-def _group_count(*bounds: Any) -> int | None:
-    lengths = [len(b) for b in bounds if is_list(b)]
-    return lengths[0] if lengths else None
-
-
-def _normalised(value: Any) -> float | tuple[float, ...]:
-    """A validated bound as a float, or a tuple of floats (hashable, comparable)."""
-    return tuple(float(v) for v in value) if is_list(value) else float(value)
-
-
 def _milestones(value: Any) -> tuple[int, ...]:
-    rule = "must be a list of strictly increasing integers >= 1"
-    if not is_list(value):
-        fail("milestones", value, rule)
-    numbers_ = [finite(item) for item in value]
-    if any(n is None or n < 1 or not n.is_integer() for n in numbers_):
-        fail("milestones", value, rule)
-    steps = tuple(int(n) for n in numbers_)  # type: ignore[arg-type]
-    if any(a >= b for a, b in pairwise(steps)):
-        fail("milestones", value, rule)
+    numbers_ = [finite(item) for item in value] if is_list(value) else [None]
+    steps = tuple(
+        int(n) if n is not None and n >= 1 and n.is_integer() else 0 for n in numbers_
+    )  # 0: invalid
+    if 0 in steps or any(a >= b for a, b in pairwise(steps)):
+        fail("milestones", value, "must be a list of strictly increasing integers >= 1")
     return steps
 
 

@@ -13,11 +13,8 @@ __all__ = ["CLRProgressBar"]
 class CLRProgressBar(RichProgressBar):
     """:class:`~lightning.pytorch.callbacks.RichProgressBar` that adds ``lr``: the LR of the latest step.
 
-    With a :class:`~lightning_clr.CyclicLR` that is the LR its latest optimizer step used (the step whose loss
-    is shown beside it), else the LR in the optimizer; with several param groups (or optimizers) their LRs are
-    listed, comma-separated. The LR is shown to 3 significant
-    digits (the bar's ``metrics_format`` of 3 decimals would show ``0.000`` for ``4e-4``). The loss is the
-    module's ``train_loss``, logged with ``prog_bar=True``.
+    With a :class:`~lightning_clr.CyclicLR` that is the LR of the step whose loss is shown, else the
+    optimizer's; several param groups' LRs comma-separated, each to 3 significant digits.
 
     Example::
 

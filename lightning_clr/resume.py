@@ -1,12 +1,5 @@
-"""What a checkpoint needs so that a resumed run continues bit-exactly: the loader's place and the RNGs.
-
-Lightning saves the state of any training DataLoader that has ``state_dict``/``load_state_dict`` in the
-checkpoint (``loops.fit_loop.state_dict.combined_loader``) and hands it back before the first batch of the
-resumed run. :class:`ResumableDataLoader` keeps there the shuffle generator's state at the start of the
-current epoch and how many batches of the epoch were taken, so the resumed epoch draws the same
-permutation and goes on with the next batch. :class:`RandomStates` keeps the global generators (Python,
-NumPy, torch and CUDA) in the checkpoint and restores them when training restarts, so dropout and random
-augmentation continue as if the run had never stopped.
+"""What a checkpoint needs so that a resumed run continues bit-exactly: the loader's place
+(:class:`ResumableDataLoader`, whose state Lightning checkpoints) and the global RNGs (:class:`RandomStates`).
 """
 
 from __future__ import annotations
@@ -34,10 +27,8 @@ __all__ = [
 
 
 class SkippingBatchSampler(BatchSampler):
-    """A ``BatchSampler`` whose next pass leaves out its first ``skip`` batches (the indices are still drawn).
-
-    The order of the batches that are left is the order a full pass would have had; later passes are whole.
-    Lightning re-creates it around a ``DistributedSampler`` under DDP (same arguments, new sampler).
+    """A ``BatchSampler`` whose next pass leaves out its first ``skip`` batches (the indices are still drawn,
+    so the rest keep a full pass's order); later passes are whole.
 
     Example::
 
@@ -59,10 +50,8 @@ class SkippingBatchSampler(BatchSampler):
 class ResumableDataLoader(DataLoader):
     """A shuffling (or not) DataLoader whose position within the epoch survives a checkpoint.
 
-    ``state_dict()`` is the shuffle generator's state at the start of the current pass and the number of
-    batches handed out in it; after ``load_state_dict``, the next pass starts from that generator state
-    (same permutation, same worker seeds) and skips the batches already trained on, without loading them.
-    Lightning calls both (it saves the state of every training loader that has them).
+    ``state_dict()`` is the shuffle generator's state at the start of the pass and the batches taken in it;
+    after ``load_state_dict`` the next pass draws the same permutation and skips those batches unloaded.
 
     Args:
         dataset: a map-style data set.
@@ -128,8 +117,10 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Make the next pass continue the saved one."""
-        batches = int(state_dict.get("batches", 0))
-        self._resume = {"generator": state_dict.get("generator"), "batches": batches}
+        self._resume = {
+            "generator": state_dict.get("generator"),
+            "batches": int(state_dict.get("batches", 0)),
+        }
 
 
 def random_states() -> dict[str, Any]:
@@ -179,10 +170,8 @@ def kept_random_states() -> Iterator[None]:
 
 
 class RandomStates(Callback):
-    """Keep Python's, NumPy's, torch's (and CUDA's) global random states in the checkpoint; restore on resume.
-
-    The states are read when the checkpoint is written and put back at the start of the resumed training,
-    after Lightning's sanity check (whose loaders draw from them), right before the first batch.
+    """Keep Python's, NumPy's, torch's (and CUDA's) global random states in the checkpoint; restore them at
+    the resumed training's start (after the sanity check, whose loaders draw from them).
 
     Example::
 

@@ -1,11 +1,7 @@
 """How many optimizer steps a run takes: the one count behind the callback, the range test and the preview.
 
-Lightning stops a fit when ``max_epochs`` epochs are done or, checked before every batch, when
-``trainer.global_step`` has reached ``max_steps``. Under automatic optimization ``global_step`` counts the
-steps of the one optimizer. Under manual optimization it counts the steps of *every* optimizer: two
-optimizers that each step once per batch advance it by 2 per batch, so ``max_steps=40`` gives each of them
-20 steps. A :class:`SteppingPattern` says how often each optimizer steps in each batch of an epoch, which is
-all it takes to count each optimizer's own steps exactly.
+Under manual optimization ``trainer.global_step`` (which ``max_steps`` bounds) counts the steps of every
+optimizer; a :class:`SteppingPattern` (how often each steps per batch) gives each optimizer's own count.
 """
 
 from __future__ import annotations
@@ -41,10 +37,8 @@ def run_steps(
     max_steps: int | float | None,
     accumulate_grad_batches: int = 1,
 ) -> int | None:
-    """Optimizer steps of a run under automatic optimization; None when nothing bounds it.
-
-    The same count as Lightning's ``trainer.estimated_stepping_batches``. A stream (``batches_per_epoch``
-    None) is bounded by ``max_steps`` alone.
+    """Optimizer steps of a run under automatic optimization (as ``trainer.estimated_stepping_batches``);
+    None when nothing bounds it.
 
     Example::
 
@@ -67,8 +61,7 @@ def run_steps(
 class SteppingPattern:
     """How many times each optimizer steps in each batch, repeating every ``len(counts)`` batches.
 
-    ``counts[b][j]`` is the number of steps optimizer ``j`` takes in batch ``b`` (modulo the period) of every
-    epoch. :meth:`observed` finds the shortest period of what one epoch showed.
+    ``counts[b][j]``: the steps optimizer ``j`` takes in batch ``b`` (modulo the period) of every epoch.
 
     Example::
 
@@ -113,10 +106,8 @@ def manual_run_steps(
     max_steps: int | float | None,
     pattern: SteppingPattern,
 ) -> list[int] | None:
-    """Each optimizer's steps in a run under manual optimization; None when nothing bounds the run.
-
-    ``max_steps`` bounds the steps of all optimizers together (Lightning's ``global_step``), checked
-    before every batch.
+    """Each optimizer's steps in a run under manual optimization (``max_steps`` bounds their sum); None when
+    nothing bounds the run.
 
     Example::
 

@@ -26,11 +26,8 @@ __all__ = ["PolicyLR"]
 class PolicyLR(LRScheduler):
     """A policy as a torch LR scheduler: call :meth:`step` after every ``optimizer.step()``.
 
-    The LR of optimizer step ``k`` (from 0) is exactly ``policy(k, group)``, with the group rule of
-    :class:`~lightning_clr.CyclicLR`: with scalar bounds every param group keeps its ratio to the group with
-    the largest starting ``lr``; per-group bounds give each group its own values. ``state_dict`` and
-    ``load_state_dict`` resume exactly in torch's usual order (build the optimizer and the scheduler, then
-    load both).
+    The LR of optimizer step ``k`` (from 0) is exactly ``policy(k, group)``, param groups scaled as by
+    :class:`~lightning_clr.CyclicLR`; it resumes exactly in torch's usual order.
 
     Args:
         optimizer: the optimizer whose param groups get the LR.
@@ -38,17 +35,12 @@ class PolicyLR(LRScheduler):
         total_steps: optimizer steps in the run, for a policy that plans from the run's length
             (``OneCycle(total_steps=None)``, ``final_anneal``, ``cycles``).
         steps_per_epoch: optimizer steps per epoch, for a policy given in epochs (``step_size_epochs``).
-        cycle_momentum: move momentum (``betas[0]`` for Adam) inversely to the LR, between
-            ``max_momentum`` (LR at its low end) and ``base_momentum`` (LR at its peak).
-        base_momentum: momentum at the LR's peak.
-        max_momentum: momentum at the LR's low end.
+        cycle_momentum, base_momentum, max_momentum: as :class:`~lightning_clr.CyclicLR`.
         last_epoch: the index of the last step taken, as for every torch scheduler (-1: none yet).
 
     Raises:
-        ValueError: a policy that needs the run's length or the epoch's without ``total_steps`` or
-            ``steps_per_epoch``, per-group bounds whose number differs from the param groups, momentum bounds
-            outside ``0 <= base_momentum <= max_momentum < 1``, or ``cycle_momentum`` with an optimizer
-            that has no momentum.
+        ValueError: a length the policy needs but was not given, or a set-up :class:`~lightning_clr.CyclicLR`
+            rejects too.
 
     Example::
 
@@ -108,6 +100,5 @@ class PolicyLR(LRScheduler):
         return [self.policy(step, index) * scale for index, scale in enumerate(self.scales)]
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain values only (the step, the last LRs, the group scales): a checkpoint loads with
-        ``torch.load(weights_only=True)``. The policy is the one the scheduler is built with."""
+        """Plain values only (``torch.load(weights_only=True)`` loads them); not the policy."""
         return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "policy")}

@@ -1,9 +1,5 @@
-"""Checks of a composed configuration that need neither torch nor Lightning.
-
-They run before either is imported, so a bad policy, trainer, seed or path is reported in under a second,
-as one line naming the key, the value and what is allowed (:class:`ConfigError`). What only the built
-objects can tell (a checkpoint of another model, a metric the model does not log) is checked later, in
-:mod:`lightning_clr.app.training`, still before anything trains.
+"""Checks of a composed configuration that need neither torch nor Lightning, so a bad value is reported in
+under a second as one line naming the key, the value and what is allowed (:class:`ConfigError`).
 
 Example::
 
@@ -24,11 +20,9 @@ from typing import Any
 
 from lightning_clr.policies import Policy, check_momentum_bounds
 from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig
-from lightning_clr.validation import InvalidArgument
+from lightning_clr.validation import InvalidArgument, boolean
 
 AUTO = "auto"
-#: Policy arguments that ``auto`` hands to the LR range test: those it can supply.
-AUTO_KEYS = UPDATABLE
 #: Keys of the ``policy`` group that configure the callback rather than the policy.
 MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
 #: The largest seed numpy accepts (``seed_everything`` seeds numpy too).
@@ -40,10 +34,8 @@ class ConfigError(ValueError):
 
 
 def keyed(key: str, error: BaseException) -> ConfigError:
-    """Turn a constructor's error into a :class:`ConfigError` naming the config key.
-
-    An :class:`~lightning_clr.validation.InvalidArgument` names its argument: ``<key>.<argument>=...``;
-    any other error is reported against the group.
+    """Turn a constructor's error into a :class:`ConfigError` naming the config key (and the argument of an
+    :class:`~lightning_clr.validation.InvalidArgument`).
 
     >>> str(keyed("policy", InvalidArgument("step_size", 0, "must be an integer >= 1")))
     'policy.step_size=0 must be an integer >= 1'
@@ -52,8 +44,13 @@ def keyed(key: str, error: BaseException) -> ConfigError:
     """
     if isinstance(error, InvalidArgument):
         return ConfigError(f"{key}.{error}")
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return ConfigError(f"{key}: {message}")
+    return ConfigError(f"{key}: {first_line(error)}")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 # --- policy ---------------------------------------------------------------------------------------------
@@ -62,8 +59,8 @@ def keyed(key: str, error: BaseException) -> ConfigError:
 def build_policy(args: Mapping[str, Any]) -> tuple[Policy, list[str], dict[str, Any]]:
     """The policy of the ``policy`` group, the arguments left to the range test, the momentum settings.
 
-    ``auto`` for ``base_lr``, ``max_lr`` or ``step_size`` leaves that argument to the LR range test: the
-    policy is built with a valid placeholder and the argument is listed as pending.
+    ``auto`` for ``base_lr``, ``max_lr`` or ``step_size`` leaves that argument to the LR range test (built
+    with a valid placeholder, listed as pending).
 
     >>> policy, pending, momentum = build_policy({"_target_": "lightning_clr.policies.Triangular",
     ...                                           "base_lr": "auto", "max_lr": 0.1, "step_size": 100})
@@ -73,12 +70,10 @@ def build_policy(args: Mapping[str, Any]) -> tuple[Policy, list[str], dict[str, 
     args = dict(args)
     momentum = {key: args.pop(key) for key in MOMENTUM_KEYS if key in args}
     policy_class = _policy_class(args.pop("_target_", None))
-    pending = [key for key in AUTO_KEYS if args.get(key) == AUTO]
+    pending = [key for key in UPDATABLE if args.get(key) == AUTO]  # what the range test can supply
     args.update(_placeholders(args, pending))
-    cycle_momentum = momentum.get("cycle_momentum", False)
-    if not isinstance(cycle_momentum, bool):
-        raise ConfigError(f"policy.cycle_momentum={cycle_momentum!r} must be true or false")
     try:
+        boolean("cycle_momentum", momentum.get("cycle_momentum", False))
         check_momentum_bounds(momentum.get("base_momentum", 0.85), momentum.get("max_momentum", 0.95))
         return policy_class.from_config(**args), pending, momentum
     except (ValueError, TypeError) as error:
@@ -124,9 +119,8 @@ def _number_at_least(low: float) -> Callable[[Any], bool]:
     return lambda v: not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and v >= low
 
 
-#: Values the ``Trainer`` takes without complaint although they cannot work (it trains, then fails or
-#: silently does nothing); what Lightning checks itself (accelerator, devices, precision, strategy,
-#: ``limit_*_batches``, ...) it is asked when the trainer is built (:func:`lightning_clr.app.config.build`).
+#: Values the ``Trainer`` takes without complaint although they cannot work (what Lightning checks itself
+#: it is asked when the trainer is built).
 TRAINER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "accumulate_grad_batches": (_count(1), "must be an integer >= 1"),
     "check_val_every_n_epoch": (_count(1), "must be an integer >= 1, or null"),
@@ -233,10 +227,7 @@ def check_writable_dir(key: str, path: str | os.PathLike[str]) -> None:
 
 
 def check_run(cfg: Mapping[str, Any]) -> Policy | None:
-    """Every check of this module on a composed ``config`` (a mapping with resolved values).
-
-    Returns the policy it built (None when there is no ``policy`` group).
-    """
+    """Every check of this module on a composed config (resolved); the policy it built, if any."""
     check_seed(cfg.get("seed"))
     policy_cfg = cfg.get("policy")
     policy = build_policy(policy_cfg)[0] if policy_cfg is not None else None

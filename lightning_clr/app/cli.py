@@ -1,9 +1,5 @@
-"""Command-line entry points: Hydra apps whose bad overrides fail in one line.
-
-Hydra reports an unknown group option or a mistyped key in a multi-line block. Before handing the command
-line to Hydra, :func:`hydra_app` composes the config once per override value (the first combination of a
-sweep, then every other value of each swept key) and turns the first failure into a single line on stderr
-with exit status 2, naming the key, the value and what is allowed.
+"""Command-line entry points: Hydra apps whose bad overrides fail in one line (key, value, what is allowed),
+found by composing the config once per override value before Hydra starts.
 """
 
 from __future__ import annotations
@@ -50,10 +46,8 @@ def override_error(
     config_dir: Path = CONFIG_DIR,
     multirun: bool = False,
 ) -> str | None:
-    """The one-line reason ``overrides`` cannot start a run, or None when they can.
-
-    Every override value must compose, a sweep needs ``-m`` (``multirun``), and the run (or sweep) folder
-    must be writable: Hydra makes it before our code runs, so it is checked here.
+    """The one-line reason ``overrides`` cannot start a run (a value that does not compose, a sweep without
+    ``-m``, a run folder that is not writable), or None when they can.
 
     >>> override_error(["policy=nope"]).split(";")[0]
     "policy=nope is not a config of group 'policy'"
@@ -104,10 +98,8 @@ MAX_ERRORS = 5
 
 
 def _compose_naming_every_error(config_name: str, overrides: Sequence[str]) -> tuple[Any, list[str]]:
-    """Compose ``overrides``; on an error, name it, leave that override out and compose the rest again.
-
-    Returns the config (None if any override failed) and one line per bad override.
-    """
+    """The config composed from ``overrides`` (None if any failed) and one line per bad override (each left
+    out in turn)."""
     remaining, errors = list(overrides), list[str]()
     while len(errors) < MAX_ERRORS:
         try:
@@ -134,12 +126,9 @@ def _key(override: str) -> str:
 def hydra_app(task: Task | str, config_name: str = "config") -> None:
     """Run ``task`` (a function, or ``"module:function"`` imported once the config is checked) over ``conf/``.
 
-    The overrides are checked before Hydra starts (:func:`override_error`), and the composed config before
-    the task, and so torch and Lightning, are imported (:func:`~lightning_clr.app.checks.check_run`): a bad
-    value ends as one ``error:`` line on stderr with exit status 2, in a second or so.
-
-    The app's schemas and resolvers are registered here (:func:`~lightning_clr.app.schemas.register`), not on
-    ``import lightning_clr``.
+    The overrides (:func:`override_error`) and the composed config
+    (:func:`~lightning_clr.app.checks.check_run`) are checked before torch is imported: a bad value ends as
+    one ``error:`` line on stderr with exit status 2.
     """
     # Lightning 2.6 with torch >= 2.10 warns about its own use of torch's pytree API on every run
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -204,13 +193,10 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
             choices.append([f"{key}={v}" for v in values])
         else:
             choices.append([str(override.input_line)])  # set for every override parsed from text
-    first = [options[0] for options in choices if options]
-    variants = [first]
+    variants = [[options[0] for options in choices if options]]
     for i, options in enumerate(choices):
         for option in options[1:]:
-            variant = [opts[0] for opts in choices[:i] if opts] + [option]
-            variant += [opts[0] for opts in choices[i + 1 :] if opts]
-            variants.append(variant)
+            variants.append([option if j == i else opts[0] for j, opts in enumerate(choices) if opts])
     return variants
 
 

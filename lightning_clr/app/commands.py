@@ -1,9 +1,7 @@
 """The console commands of the ``[app]`` extra: ``clr-train``, ``clr-range-test``, ``clr-plot-policy``.
 
-Each is a Hydra app over the configs shipped with the package (``conf/`` in a source tree), run from any
-directory: runs go to ``./outputs/`` and data to ``./data/`` of the current directory unless ``paths.*`` say
-otherwise. ``scripts/train.py``, ``scripts/range_test.py`` and ``scripts/plot_policy.py`` call the same
-functions.
+Each is a Hydra app over the shipped configs, run from any directory (runs into ``./outputs/``, data into
+``./data/``), as the ``scripts/`` of a source tree.
 
 Example (a shell)::
 

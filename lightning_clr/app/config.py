@@ -1,8 +1,5 @@
-"""From a composed Hydra config to validated objects, with one-line errors that name the key.
-
-Every component is built here, before any training, so a bad configuration fails at start-up with a
-:class:`ConfigError` such as ``policy.base_lr=0.5 must be less than max_lr=0.01``. Constructors in this
-package raise ``ValueError("<argument>=<value> <rule>")``; this module prefixes the config key.
+"""From a composed Hydra config to validated objects, with one-line errors that name the key
+(``policy.base_lr=0.5 must be less than max_lr=0.01``).
 """
 
 from __future__ import annotations
@@ -17,7 +14,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_clr.app.checks import ConfigError, build_policy, keyed
+from lightning_clr.app.checks import ConfigError, build_policy, first_line, keyed
 from lightning_clr.callback import CyclicLR
 from lightning_clr.range_test import LRRangeTest
 from lightning_clr.validation import InvalidArgument
@@ -53,10 +50,8 @@ def build_range_test(range_test_cfg: DictConfig | Mapping[str, Any], **kwargs: A
 
 
 def build(key: str, node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` with the constructor's error reported against ``key``.
-
-    For the ``trainer`` group, Lightning's own refusal is reported against the one value it refuses.
-    """
+    """``hydra.utils.instantiate`` with the constructor's error reported against ``key`` (for the
+    ``trainer``, against the one value Lightning refuses)."""
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
@@ -70,15 +65,13 @@ def build_optimizer(node: Any) -> Callable[..., torch.optim.Optimizer]:
     """Instantiate the optimizer partial and try it once on a dummy parameter, so bad values fail now
     (torch's refusal reported against the one value it refuses)."""
     factory = build("optimizer", node)
+    params = [torch.nn.Parameter(torch.zeros(1))]
     try:
-        factory([torch.nn.Parameter(torch.zeros(1))])
+        factory(params)
     except (ValueError, TypeError) as error:
         optimizer_class = get_class(_plain(node, "optimizer")["_target_"])
         raise _against_one_value(
-            "optimizer",
-            node,
-            error,
-            lambda args: optimizer_class([torch.nn.Parameter(torch.zeros(1))], **args),
+            "optimizer", node, error, lambda args: optimizer_class(params, **args)
         ) from error
     return factory
 
@@ -89,14 +82,13 @@ def _against_one_value(
     """``error`` as ``<key>.<argument>=<value>: <message>`` when ``make`` refuses that argument alone."""
     if isinstance(error, InvalidArgument):
         return keyed(key, error)
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     for argument, value in _plain(node, key).items():
         if argument.startswith("_"):
             continue
         try:
             make({argument: value})
         except Exception:  # the constructor's own refusal, whatever its type
-            return ConfigError(f"{key}.{argument}={value!r}: {message}")
+            return ConfigError(f"{key}.{argument}={value!r}: {first_line(error)}")
     return keyed(key, error)
 
 

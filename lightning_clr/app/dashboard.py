@@ -1,10 +1,6 @@
-"""The CLR dashboard: a TensorBoard custom-scalars layout written with every run.
-
-TensorBoard cannot draw two y axes, so the dashboard puts the LR and the training loss side by side in one
-section (with the momentum when it is cycled and the cycle index, whose steps mark the cycle boundaries),
-the per-epoch validation curves in a second, and the LR range test's curve in a third when one ran. Every
-chart matches its series by a regular expression over the tags this package logs, so in a sweep the same
-chart draws one line per run and compares them.
+"""The CLR dashboard: a TensorBoard custom-scalars layout written with every run (LR beside the training
+loss, the validation curves, the range test's curve); each chart matches tags by regex, so a sweep's runs
+share it.
 """
 
 from __future__ import annotations
@@ -82,12 +78,8 @@ def clr_layout(
 
 
 class CLRDashboard(Callback):
-    """Write :func:`clr_layout` into every :class:`~lightning.pytorch.loggers.TensorBoardLogger` at fit start.
-
-    The charts follow the trainer's callbacks: the LR and cycle index with a
-    :class:`~lightning_clr.CyclicLR` (the cycle index unless its policy has no cycles), the momentum when
-    it is cycled, the range test's section with an :class:`~lightning_clr.range_test.LRRangeTest`. Without a
-    TensorBoard logger it does nothing; only rank zero writes.
+    """Write :func:`clr_layout` into every :class:`~lightning.pytorch.loggers.TensorBoardLogger` at fit start
+    (on rank zero), with the charts the trainer's callbacks log.
 
     Example::
 

@@ -1,28 +1,13 @@
 """DDP inside Hydra multirun: re-launch each job's ranks as that one job, and tear it down after.
 
-Lightning starts the other ranks of a DDP run by running the script again
-(``_SubprocessScriptLauncher``). Under Hydra it builds that command with
-``lightning.fabric.strategies.launchers.subprocess_script._hydra_subprocess_cmd``: the script's original
-``sys.argv`` plus ``hydra.run.dir=<hydra.run.dir>``. Under ``-m`` that is wrong twice over (Lightning issue
-11300, Hydra issue 2070): the command line still holds ``-m`` and the sweep, so every child runs the whole
-sweep itself, and ``hydra.run.dir`` is not the job's folder, so the children write stray folders. With a
-sampling sweeper (Optuna) the ranks would even train different hyper-parameters.
-
-:func:`hydra_child_command` builds the command from the job's own config instead (the values this job
-got, never the sweep), in run mode, into the job's output folder. :func:`distributed_job` installs it for
-the length of one job and afterwards destroys the process group and restores the launch environment
-(``MASTER_PORT``, ``LOCAL_RANK``, ...) that Lightning set: otherwise the next job of the sweep finds the
-old group already initialised, talks to ranks that have exited, and dies with gloo's "Connection closed by
-peer" (or, with ``LOCAL_RANK`` left set, waits for ranks nobody starts).
-
-Lightning also watches the ranks it started and, when one dies, SIGKILLs them all and the main process
-(``_launch_process_observer``): under ``-m`` that ends the whole sweep. Within a sweep's job,
-:func:`distributed_job` watches them instead with :class:`RankObserver`, which stops the job's other ranks
-and lets this one fail with :class:`RankDiedError` naming the rank and its signal: the sweep records the job
-as failed and goes on.
-
-``tests/test_distributed.py`` runs a real two-process sweep, so a Lightning upgrade that moves or changes
-this hook fails CI.
+Lightning re-runs the script for the other ranks with the original ``sys.argv`` plus ``hydra.run.dir``
+(``_hydra_subprocess_cmd``). Under ``-m`` (Lightning issue 11300, Hydra issue 2070) every child would then
+run the whole sweep (with Optuna, other hyper-parameters) into stray folders. :func:`hydra_child_command`
+builds the command from the job's own config, in run mode, into the job's folder; :func:`distributed_job`
+installs it for one job, then destroys the process group and restores the launch environment (else the next
+job dies with gloo's "Connection closed by peer"). Lightning's own observer SIGKILLs everything when a rank
+dies, ending the sweep; :class:`RankObserver` stops only the job's ranks and the job fails with
+:class:`RankDiedError`. ``tests/test_distributed.py`` runs a real two-process sweep.
 """
 
 from __future__ import annotations
@@ -61,11 +46,8 @@ _SWEEP_KEYS = (
 def hydra_child_command(local_rank: int) -> tuple[list[str], str]:
     """The command and working directory that start rank ``local_rank`` of the current Hydra job.
 
-    The child composes the very config rank 0 saved in ``<job dir>/.hydra/config.yaml`` (so a config file
-    edited while a long sweep runs cannot make the ranks disagree), or, when Hydra saves none
-    (``hydra.output_subdir=null``), the job's own task overrides (its values under a sweep). Then the
-    user's Hydra overrides minus those of the sweep, run mode (``hydra.mode=RUN`` also beats a config that
-    sets ``MULTIRUN``), the job's output folder, and no second ``.hydra/`` copy of the config.
+    The child composes the config rank 0 saved in ``<job dir>/.hydra/config.yaml`` (else the job's task
+    overrides), with the user's non-sweep Hydra overrides, in run mode, into the job's output folder.
 
     Example::
 
@@ -155,8 +137,7 @@ class RankDiedError(RuntimeError):
 class RankObserver:
     """Watch the rank processes Lightning started; when one dies, stop the others (not this process).
 
-    ``died`` then says which rank ended how (``"rank 1 ended with SIGKILL"``); this process, rank 0, fails at
-    its next collective with the dead rank, and :func:`distributed_job` raises :class:`RankDiedError`.
+    ``died`` then says which rank ended how; :func:`distributed_job` raises :class:`RankDiedError` with it.
 
     Example::
 
@@ -217,12 +198,8 @@ class RankObserver:
 def hydra_subprocess_command(
     build: Callable[[int], tuple[Sequence[str], str]], observe: Callable[..., Any] | None = None
 ) -> Iterator[None]:
-    """Let Lightning start the other DDP ranks of a Hydra job with ``build(local_rank) -> (command, cwd)``.
-
-    ``_SubprocessScriptLauncher`` calls ``_hydra_subprocess_cmd`` when Hydra is initialised. With
-    ``observe``, it also replaces ``_launch_process_observer``, the watcher that SIGKILLs the whole process
-    group when a rank dies (inside a sweep that would kill the other jobs too). The originals are put back
-    on exit.
+    """Let Lightning start the other DDP ranks of a Hydra job with ``build(local_rank) -> (command, cwd)``,
+    and watch them with ``observe`` instead of its own observer; the originals are put back on exit.
     """
     hooks: dict[str, Callable[..., Any]] = {HYDRA_COMMAND_HOOK: build}
     if observe is not None:

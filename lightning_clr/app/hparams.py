@@ -1,9 +1,5 @@
-"""A run's hyper-parameters and final metrics, for TensorBoard's HParams dashboard.
-
-After training, :func:`log_hparams` gives every logger the settings a CLR sweep compares (policy name,
-bounds, step size as resolved, gamma, optimizer, batch size, seed) with the run's final metrics under
-``hp/<metric>``: a separate name, so the metric's own curve keeps only its real points. In TensorBoard's
-HParams tab each run of a sweep is then one row.
+"""A run's hyper-parameters and final metrics (as ``hp/<metric>``, apart from the metric's own curve), for
+TensorBoard's HParams dashboard: one row per run of a sweep.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The task behind ``scripts/plot_policy.py``: draw the LR (and momentum) a config will train with.
 
-It composes the same config as ``scripts/train.py`` and counts the optimizer steps the way the trainer will
-(batches of the data set's train loader, ``limit_train_batches``, ``accumulate_grad_batches``,
-``max_epochs`` / ``max_steps``), so a ``step_size_epochs`` or 1cycle length is resolved exactly as in
-training, without training. The count is that of one process: under DDP each rank sees a share of the
-batches. With ``ckpt_path`` it draws what resuming that checkpoint will do: the plan the checkpoint was
-trained on, the plan for this config's run length, and the step where the run resumes.
+The optimizer steps are counted as the trainer (of one process) will, so lengths resolve as in training;
+with ``ckpt_path`` it draws the checkpoint's plan, the re-planned one and the step where the run resumes.
 """
 
 from __future__ import annotations
@@ -27,13 +23,10 @@ __all__ = ["main", "planned_steps", "preview"]
 
 
 def planned_steps(cfg: DictConfig) -> tuple[int, int]:
-    """``(optimizer steps per epoch, optimizer steps in the run)`` for a run of ``cfg``.
-
-    Sets up the ``dataset`` group's data module (generating or reading its data) to count its batches.
+    """``(optimizer steps per epoch, optimizer steps in the run)`` for a run of ``cfg`` (its data set set up).
 
     Raises:
-        ConfigError: if the train loader has no length, or the trainer has neither ``max_epochs`` nor
-            ``max_steps``.
+        ConfigError: if the train loader has no length, or nothing bounds the run.
 
     Example::
 
@@ -73,8 +66,7 @@ def preview(cfg: DictConfig) -> Figure:
     """The schedule ``cfg`` trains with: LR of every param group, and momentum when cycled.
 
     Raises:
-        ConfigError: a bad ``policy`` (as in training), or a bound left to the LR range test (``auto``),
-            which only a run can find.
+        ConfigError: a bad ``policy`` (as in training), or a bound left to the LR range test (``auto``).
 
     Example::
 
@@ -128,10 +120,8 @@ def preview(cfg: DictConfig) -> Figure:
 
 
 def _resume_from(cfg: DictConfig, cyclic_lr: CyclicLR) -> tuple[Policy, int, int] | None:
-    """``(the checkpoint's plan, its run length, the step it resumes at)``; None without ``ckpt_path``.
-
-    ``cyclic_lr`` takes the checkpoint's state as a resumed fit does (the range test's bounds, ...).
-    """
+    """``(the checkpoint's plan, its run length, the step it resumes at)``, ``cyclic_lr`` loading its state
+    as a resumed fit does; None without ``ckpt_path``."""
     path = checkpoint_file(cfg)
     if path is None:
         return None

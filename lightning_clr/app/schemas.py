@@ -1,15 +1,8 @@
 """Structured-config schemas for the ``trainer`` and ``range_test`` groups, registered with Hydra.
 
-A typed group fails at composition, before anything is built: ``trainer.max_epochs=abc`` is rejected with
-the key and the type, and so is a mistyped key. The schemas are read off the signatures of
-``lightning.pytorch.Trainer`` and :class:`~lightning_clr.range_test.LRRangeTest`, so they follow the
-installed Lightning: every argument keeps its default, and arguments of a plain type (``int``, ``float``,
-``bool``, ``str``, or one of those or None) are typed; the others (devices, precision, ...) are left to the
-constructor, whose error is still reported against its key.
-
-Each group's YAML lists ``schema`` first in its defaults; :func:`register` makes it known to Hydra. The
-app calls it when it starts (:func:`lightning_clr.app.cli.hydra_app`); ``import lightning_clr`` registers
-nothing.
+A typed group fails at composition (``trainer.max_epochs=abc``, a mistyped key). The schemas are read off
+the installed ``Trainer``'s and ``RangeTestConfig``'s signatures, plain types (or None) typed, the rest left
+to the constructor; the app registers them when it starts (:func:`register`).
 
 Example::
 
@@ -58,10 +51,8 @@ def schema_from_signature(
 
 
 def trainer_schema() -> type:
-    """The ``trainer`` group's schema: every ``Trainer`` argument but the callbacks and loggers.
-
-    Read off the source of the installed Lightning without importing it (that takes seconds, and the app
-    checks a config before it imports anything heavy); from ``Trainer`` itself if the source cannot be read.
+    """The ``trainer`` group's schema: every ``Trainer`` argument but the callbacks and loggers, read off the
+    installed Lightning's source without importing it (from ``Trainer`` itself if the source cannot be read).
     """
     exclude = ("callbacks", "logger")
     parameters = _trainer_parameters_from_source(exclude)
@@ -89,7 +80,7 @@ def _schema(name: str, parameters: list[tuple[str, Any, Any]], target_path: str 
     return dataclasses.make_dataclass(name, fields)
 
 
-_SOURCE_TYPES = {name: hint for hint in _PLAIN for name in (hint.__name__,)}
+_SOURCE_TYPES = {hint.__name__: hint for hint in _PLAIN}
 
 
 def _trainer_parameters_from_source(exclude: Collection[str]) -> list[tuple[str, Any, Any]] | None:
@@ -114,13 +105,8 @@ def _trainer_parameters_from_source(exclude: Collection[str]) -> list[tuple[str,
             value = None
         annotation = ast.unparse(argument.annotation) if argument.annotation is not None else ""
         optional = re.fullmatch(r"Optional\[(\w+)\]", annotation)
-        field_type: Any
-        if annotation in _SOURCE_TYPES:
-            field_type = _SOURCE_TYPES[annotation]
-        elif optional is not None and optional.group(1) in _SOURCE_TYPES:
-            field_type = Optional[_SOURCE_TYPES[optional.group(1)]]  # noqa: UP045 - OmegaConf needs Optional
-        else:
-            field_type = Any
+        hint: Any = _SOURCE_TYPES.get(annotation if optional is None else optional.group(1), Any)
+        field_type = Optional[hint] if optional is not None and hint is not Any else hint  # noqa: UP045
         parameters.append((argument.arg, field_type, value))
     return parameters
 
@@ -147,12 +133,8 @@ def _field_type(hint: Any) -> Any:
 
 
 def _register_slurm_launcher() -> None:
-    """Make our SLURM launcher known to Hydra however the package is installed.
-
-    Hydra finds plugins by listing the folders of the ``hydra_plugins`` namespace package; an editable
-    install (``pip install -e .``) serves ours through an import hook instead of a folder, so the listing
-    misses it. Registering the class by name works for both.
-    """
+    """Make our SLURM launcher known to Hydra however the package is installed (an editable install serves
+    ``hydra_plugins`` through an import hook, which Hydra's folder listing misses)."""
     from hydra.core.plugins import Plugins
 
     try:

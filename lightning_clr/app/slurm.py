@@ -1,19 +1,8 @@
 """What our SLURM launcher knows about SLURM: requests it can never run, and GPUs only for GPU trainers.
 
-The launcher, ``SlurmSweepLauncher`` (in ``hydra_plugins/lightning_clr_slurm``, where Hydra looks for
-launchers; selected by ``conf/strategy/slurm.yaml``), submits the jobs as hydra-submitit-launcher does,
-then watches them itself instead of waiting on each in turn:
-
-- a job SLURM can never start (pending with ``PartitionConfig``, ``ReqNodeNotAvail``, ...) or a submission
-  ``sbatch`` refuses ends the sweep at once with one line naming the launcher setting at fault, and the
-  sweep's other jobs are cancelled;
-- a job that ends without a result (cancelled, killed, timed out past its requeues, a DDP rank that died)
-  is recorded as ``failed`` with its SLURM state in its ``sweep_job.json``, and handed to the sweeper as
-  NaN: the other jobs run on and :class:`~lightning_clr.app.sweep.SweepSummary` lists every job in
-  ``summary.csv`` and exits 1 naming the failures.
-
-:func:`gpus_per_node` is the ``gpus_per_node`` resolver: GPUs are requested only when the trainer runs on
-them, so the same config submits to a CPU cluster with ``trainer.accelerator=cpu``.
+The launcher (``hydra_plugins/lightning_clr_slurm``) ends the sweep in one line naming the setting at fault
+when SLURM can never start a job or ``sbatch`` refuses it, and records a job that ends without a result as
+``failed``; the other jobs run on.
 """
 
 from __future__ import annotations
@@ -50,9 +39,8 @@ def gpus_per_node(accelerator: str, devices: Any) -> int | None:
 
 
 def at_fault(params: dict[str, Any], reason: str) -> tuple[str, ...]:
-    """The launcher settings behind ``reason``: those that exceed what ``sinfo`` says the partition has.
-
-    Falls back to every setting the reason can stand for when ``sinfo`` cannot tell.
+    """The launcher settings behind ``reason``: those that exceed what ``sinfo`` says the partition has
+    (every setting the reason can stand for when ``sinfo`` cannot tell).
 
     Example::
 

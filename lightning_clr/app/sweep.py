@@ -1,15 +1,9 @@
 """A Hydra callback that keeps a multirun going past failed jobs and ends it with a summary table.
 
-Hydra's sweepers stop at the first failed job: the basic sweeper re-raises it after its batch, so later
-batches never run and no ``on_multirun_end`` callback sees the jobs that did. :class:`SweepSummary`
-records every job in its own folder (``sweep_job.json``: overrides, status, best validation accuracy and
-the epoch it was reached, wall time, error), logs a failed job's traceback to that job's log and hands the
-sweeper NaN instead of the exception, so the remaining jobs run (an Optuna sweeper records the trial as
-failed). At the end of the multirun it writes ``summary.csv`` into the sweep folder, prints the table (and,
-for a sweep over policies, ``summary_by_policy.csv``: :func:`by_policy`), and exits with status 1 naming the
-failed jobs, if any.
-
-Switched on in ``conf/hydra/default.yaml``; outside multirun it does nothing.
+Hydra's sweepers stop at the first failed job. :class:`SweepSummary` records every job in its folder
+(``sweep_job.json``), logs a failed job's traceback and hands the sweeper NaN instead, so the other jobs run;
+at the end it writes and prints ``summary.csv`` (and ``summary_by_policy.csv``) and exits with status 1 naming
+the failed jobs. Switched on in ``conf/hydra/default.yaml``; outside multirun it does nothing.
 """
 
 from __future__ import annotations
@@ -107,10 +101,8 @@ class SweepSummary(Callback):
 
 
 def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
-    """``name`` if it is at most ``limit`` bytes, else its start and a hash of the whole.
-
-    Registered as the ``short_dirname`` resolver for ``hydra.sweep.subdir``: an Optuna trial's full-precision
-    floats and a few more overrides would otherwise make the job folder's name too long to create.
+    """``name`` if it is at most ``limit`` bytes, else its start and a hash of the whole (the
+    ``short_dirname`` resolver of ``hydra.sweep.subdir``: Optuna's floats make too long folder names).
 
     Example::
 
@@ -129,16 +121,14 @@ def short_dirname(name: str, limit: int = MAX_DIRNAME) -> str:
 OmegaConf.register_new_resolver("short_dirname", short_dirname, replace=True)
 
 
-def best_of(run_dir: Path, metric: str) -> dict[str, Any]:
-    """The best (highest) value of ``metric`` in a run's TensorBoard logs and the 0-based epoch it came at.
+def best_of(curve: list[float], metric: str) -> dict[str, Any]:
+    """The best (highest) value of a ``metric`` curve and the 0-based epoch it came at.
 
     Example::
 
-        >>> best_of(Path("no/such/run"), "val_acc")
-        {'best_val_acc': None, 'best_epoch': None}
+        >>> best_of([], "val_acc"), best_of([0.5, 0.7, 0.6], "val_acc")
+        ({'best_val_acc': None, 'best_epoch': None}, {'best_val_acc': 0.7, 'best_epoch': 1})
     """
-
-    curve = curve_of(run_dir, metric)
     if not curve:
         return {f"best_{metric}": None, "best_epoch": None}
     epoch = max(range(len(curve)), key=lambda index: curve[index])
@@ -183,10 +173,8 @@ def write_record(
 ) -> dict[str, Any]:
     """Write the job's ``sweep_job.json``: ``failed`` with ``error`` if one is given, else ``completed``.
 
-    Beside the table's columns it keeps the job's policy, seed and ``metric`` at each epoch (``curve``), for
-    the comparison of policies (:func:`by_policy`).
-
-    ``wall_s`` runs from the start of the job's first segment, so it covers every segment of a requeued job.
+    Beside the table's columns it keeps the policy, seed and ``metric`` curve for :func:`by_policy`;
+    ``wall_s`` covers every segment of a requeued job.
 
     Example::
 
@@ -195,14 +183,13 @@ def write_record(
         'failed'
     """
     started = job_dir / STARTED_FILE
-    wall_s = round(time.time() - float(started.read_text()), 1) if started.is_file() else None
     curve = curve_of(job_dir, metric)
     record: dict[str, Any] = {
         "job": job,
         "overrides": overrides,
         "status": "failed" if error else "completed",
-        **best_of(job_dir, metric),
-        "wall_s": wall_s,
+        **best_of(curve, metric),
+        "wall_s": round(time.time() - float(started.read_text()), 1) if started.is_file() else None,
         "error": error,
         "policy": policy,
         "seed": seed,
@@ -229,9 +216,8 @@ def _columns(records: list[dict[str, Any]]) -> list[str]:
 
 def write_csv(records: list[dict[str, Any]], path: Path) -> None:
     """Write the rows as a CSV table (one per job or per policy), the metric columns named as recorded."""
-    columns = _columns(records)
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer = csv.DictWriter(file, fieldnames=_columns(records), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
 
@@ -297,11 +283,7 @@ def _first_at(curve: list[float], target: float) -> int | None:
 
 
 def _rank_zero() -> bool:
-    """Whether this process is rank zero of its job (the one that records it), as Lightning decides.
-
-    Lightning is imported here, not with the module: Hydra builds this callback for every run, and a bad
-    config is to be reported before Lightning loads.
-    """
+    """Whether this process is rank zero of its job (Lightning imported late: bad configs are told first)."""
     from lightning.pytorch.utilities import rank_zero_only
 
     return bool(rank_zero_only.rank == 0)  # type: ignore[attr-defined]

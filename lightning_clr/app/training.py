@@ -1,10 +1,7 @@
 """The task behind ``scripts/train.py``: composed config -> validated components -> ``Trainer.fit``.
 
-Importable and testable without Hydra's command line: ``build_run(cfg)`` does every instantiation and the
-checks that need the built objects (those that need no torch ran when the app started, so a bad config
-fails before any training), ``train(cfg)`` fits and returns the final
-metrics, ``main(cfg)`` is what the script calls and turns a :class:`ConfigError` into one line on stderr
-and exit status 2.
+``build_run(cfg)`` instantiates and checks, ``train(cfg)`` fits and returns the final metrics, ``main(cfg)``
+is what the script calls (a :class:`ConfigError` becomes one line on stderr and exit status 2).
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_clr.app.checks import first_line
 from lightning_clr.app.cli import fail, in_multirun
 from lightning_clr.app.config import (
     ConfigError,
@@ -61,8 +59,6 @@ class Run:
 def build_run(cfg: DictConfig, with_policy: bool = True) -> Run:
     """Instantiate every component of ``cfg``, raising :class:`ConfigError` on the first bad value.
 
-    The checks that need no torch (:func:`~lightning_clr.app.checks.check_run`) ran before, when the app
-    started (:func:`~lightning_clr.app.cli.hydra_app`); these are the ones that need the built objects.
     ``with_policy=False`` leaves the ``policy`` group out (no CyclicLR callback): the range test script.
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -88,11 +84,8 @@ def build_run(cfg: DictConfig, with_policy: bool = True) -> Run:
 
 
 def range_test(cfg: DictConfig) -> Bounds:
-    """Run the ``range_test`` group's LR range test on the configured model and data; write its files.
-
-    Writes ``range_test.png``, ``range_test.csv`` and ``range_test_bounds.yaml`` into the run dir, logs the
-    curve and figure to TensorBoard, prints the overrides that hand the bounds to ``train.py``, and returns
-    the bounds. Nothing is trained for real: the model is restored after the test.
+    """Run the ``range_test`` group's LR range test on the configured model and data, write its files into
+    the run dir, print the command that trains with its bounds, and return them.
     """
     run = build_run(cfg, with_policy=False)
     tester = build_range_test(cfg.range_test, output_dir=cfg.paths.output_dir, update=())
@@ -100,18 +93,14 @@ def range_test(cfg: DictConfig) -> Bounds:
     tester.stop_after_test = True
     run.trainer.fit(run.module, datamodule=run.datamodule)
     assert tester.bounds is not None
-    bounds = tester.bounds
     print(f"files in {cfg.paths.output_dir}: range_test.png, range_test.csv, range_test_bounds.yaml")
-    print(f"train with:  {train_command(bounds)}")
-    return bounds
+    print(f"train with:  {train_command(tester.bounds)}")
+    return tester.bounds
 
 
 def train_command(bounds: Bounds) -> str:
-    """The command that trains what the range test just tested, with its bounds.
-
-    Every override of this run is kept (dataset, model, optimizer, ...), except the range test's own, Hydra's
-    and the policy arguments the bounds replace.
-    """
+    """The command that trains what the range test just tested, with its bounds (and this run's overrides
+    but the range test's, Hydra's and the bounds')."""
     found = {"policy.base_lr": f"{bounds.base_lr:.4g}", "policy.max_lr": f"{bounds.max_lr:.4g}"}
     if bounds.step_size is not None:
         found["policy.step_size"] = str(bounds.step_size)
@@ -154,12 +143,8 @@ def range_test_main(cfg: DictConfig) -> None:
 
 @contextmanager
 def run_logging() -> Iterator[None]:
-    """Every message once, in its place: on the console and in ``<run dir>/training.log``, as Hydra sets them.
-
-    Lightning's loggers print to stderr on their own and warnings go to stderr only; for the job they go
-    through Hydra's handlers instead (Lightning's own handler is set aside, warnings are logged), so each
-    line is printed once and the run's file gets the same lines. Put back when the job ends, so the next
-    job of a sweep logs into its own file only.
+    """Every message once, in its place: on the console and in ``<run dir>/training.log``, as Hydra sets them
+    (Lightning's stream handlers set aside and warnings logged for the length of the job).
     """
     if not any(isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers):
         yield  # not a Hydra job: leave logging as it is
@@ -181,11 +166,8 @@ def run_logging() -> Iterator[None]:
 
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Report a bad configuration as ``error: <message>`` on stderr and exit with status 2.
-
-    Besides :class:`ConfigError`, the settings only training can reject (CyclicLR's :class:`SetupError`, a
-    data set that is missing and cannot be downloaded) are bad configurations too. A NaN/inf loss stopped
-    by :class:`~lightning_clr.guards.NonFiniteGuard` is reported the same way, with status 1.
+    """Report a bad configuration (also one only training rejects) as ``error: <message>`` on stderr and
+    exit with status 2; a NaN/inf loss stopped by the guard likewise, with status 1.
     """
     try:
         yield
@@ -202,12 +184,14 @@ def one_line_errors() -> Iterator[None]:
 def _check_monitors(cfg: DictConfig, callbacks: dict[str, Any], tester: LRRangeTest) -> None:
     """Every metric a callback, the range test or the sweeper watches is one the model logs."""
     logged = ClassificationModule.FIT_METRICS
-    for name, callback in callbacks.items():
-        monitor = getattr(callback, "monitor", None)
+    monitors = {
+        f"callbacks.{name}.monitor": getattr(callback, "monitor", None)
+        for name, callback in callbacks.items()
+    }
+    for key, monitor in {**monitors, "optimized_metric": cfg.get("optimized_metric")}.items():
         if monitor is not None and monitor not in logged:
             raise ConfigError(
-                f"callbacks.{name}.monitor={monitor!r} is not a metric the model logs; choose one of: "
-                + ", ".join(logged)
+                f"{key}={monitor!r} is not a metric the model logs; choose one of: {', '.join(logged)}"
             )
     watched = tester.config.monitor
     if watched != "loss" and watched not in ClassificationModule.VALIDATION_METRICS:
@@ -215,25 +199,16 @@ def _check_monitors(cfg: DictConfig, callbacks: dict[str, Any], tester: LRRangeT
         raise ConfigError(
             f"range_test.monitor={watched!r} is not a metric the test can watch; choose one of: {choices}"
         )
-    optimized = cfg.get("optimized_metric")
-    if optimized is not None and optimized not in logged:
-        raise ConfigError(
-            f"optimized_metric={optimized!r} is not a metric the model logs; choose one of: "
-            + ", ".join(logged)
-        )
 
 
 def checkpoint_file(cfg: DictConfig) -> Path | None:
     """The file ``ckpt_path`` names; None without one.
 
-    ``last`` is ``<run dir>/checkpoints/last.ckpt``. A single run started in a new folder (no
-    ``hydra.run.dir``) has none yet: ``last`` is then the latest ``last.ckpt`` of an earlier run of the same
-    data set and model beside it (``outputs/<task_name>/*/``), said in one line. One job of a sweep keeps its
-    own folder: it starts afresh there until it has saved one (a requeued job resumes from it).
+    ``last`` is ``<run dir>/checkpoints/last.ckpt``, or in a new single run the latest ``last.ckpt`` of an
+    earlier run of the same data set and model beside it (docs/guide/resuming.md).
 
     Raises:
-        ConfigError: ``last`` in a new single run with no earlier run to resume: where it looked and how to
-            point at a run.
+        ConfigError: ``last`` in a new single run with no earlier run to resume.
     """
     path = cfg.get("ckpt_path")
     if path is None:
@@ -266,11 +241,8 @@ def _latest_run_like(cfg: DictConfig, run_dir: Path) -> Path | None:
         if last.parent.parent == run_dir or not saved.is_file():
             continue
         then = OmegaConf.load(saved)
-        same_optimizer = OmegaConf.select(then, "optimizer._target_") == OmegaConf.select(
-            cfg, "optimizer._target_"
-        )
-        if same_optimizer and all(
-            _settings(then, key) == _settings(cfg, key) for key in ("dataset", "model")
+        if all(
+            _settings(then, key) == _settings(cfg, key) for key in ("optimizer._target_", "dataset", "model")
         ):
             return last
     return None
@@ -308,8 +280,9 @@ def _check_checkpoint(path: str | Path, module: pl.LightningModule) -> None:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"ckpt_path={str(path)!r} is not a readable checkpoint ({reason})") from None
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is not a readable checkpoint ({first_line(error)})"
+        ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"ckpt_path={str(path)!r} is not a Lightning checkpoint (no state_dict)")
     mismatch = _weights_mismatch(checkpoint["state_dict"], module.state_dict())
@@ -322,14 +295,12 @@ def _check_checkpoint(path: str | Path, module: pl.LightningModule) -> None:
 
 def _weights_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str | None:
     """How ``saved`` weights differ from the model's, in a few words, or None when they fit."""
-    missing = [key for key in expected if key not in saved]
-    if missing:
-        return f"no {missing[0]!r}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
-    unexpected = [key for key in saved if key not in expected]
-    if unexpected:
-        return f"an unknown {unexpected[0]!r}" + (
-            f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
-        )
+    for words, keys in (
+        ("no", [k for k in expected if k not in saved]),
+        ("an unknown", [k for k in saved if k not in expected]),
+    ):
+        if keys:
+            return f"{words} {keys[0]!r}" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
     for key, value in expected.items():
         if tuple(saved[key].shape) != tuple(value.shape):
             return f"{key!r} has shape {tuple(saved[key].shape)}, the model's {tuple(value.shape)}"

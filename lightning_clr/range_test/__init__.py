@@ -1,12 +1,7 @@
 """The LR range test (Smith, WACV 2017, Sec. 3.3): train while the LR rises, read CLR bounds off the curve.
 
-- :class:`LRRangeTest` (``callback.py``): a callback that runs the test when fitting starts and hands the
-  bounds to every :class:`~lightning_clr.callback.CyclicLR`; :class:`CLRTuner` runs it on its own, like
-  Lightning's ``Tuner.lr_find``.
-- :class:`RangeTestResult` (``result.py``): the curve, :meth:`~RangeTestResult.suggest`,
-  :meth:`~RangeTestResult.plot`, the CSV.
-- ``loop.py``: the test's own training loop and the in-memory snapshot that undoes it.
-- The suggestion rule is a pure function, :func:`lightning_clr.suggest.suggest_bounds`.
+:class:`LRRangeTest` runs it when fitting starts and hands the bounds to every
+:class:`~lightning_clr.callback.CyclicLR`; :class:`CLRTuner` runs it on its own, like ``Tuner.lr_find``.
 
 Example::
 

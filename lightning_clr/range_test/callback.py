@@ -28,43 +28,30 @@ if TYPE_CHECKING:
 class LRRangeTest(Callback):
     """Run an LR range test when fitting starts and hand the bounds to every ``CyclicLR`` callback.
 
-    The LR of step ``i`` of ``n`` is ``min_lr + (max_lr - min_lr) * i / (n - 1)`` (``mode="linear"``,
-    Smith's test) or ``min_lr * (max_lr / min_lr) ** (i / (n - 1))`` (``"exponential"``, for a first wide
-    scan), for param group 0; other groups keep their ratio to group 0. The test stops at the first NaN/inf
-    loss, or when the smoothed loss exceeds ``divergence_threshold`` times its best. Then everything the
-    test touched is put back (see :mod:`lightning_clr.range_test.loop`), the bounds are suggested by
-    :meth:`RangeTestResult.suggest` and handed to every callback with an ``update_policy`` method
-    (:class:`~lightning_clr.callback.CyclicLR`), per param group scaled by ``lr_i / lr_0`` of the
-    optimizer's groups. The result and bounds are kept in the checkpoint: a resumed run applies them again
-    instead of testing again.
+    Everything the test touched is put back afterwards; the bounds (scaled by ``lr_i / lr_0`` per param
+    group) go to every callback with an ``update_policy`` method and into the checkpoint, so a resumed run
+    applies them instead of testing again. How to read the curve: docs/guide/range-test.md.
 
     Args:
         min_lr: the LR of the first step, > 0.
         max_lr: the LR of the last step, > ``min_lr``; None: 100 times the optimizer's LR (of param
-            group 0) when the test starts, so the span follows the optimizer (SGD at 0.01 tests up to 1,
-            Adam at 0.001 up to 0.1).
+            group 0) when the test starts.
         num_steps: optimizer steps of the test, >= 2; or
         num_epochs: its length in epochs of the train loader (default 4 when neither is given).
-        mode: ``"linear"`` or ``"exponential"``.
+        mode: ``"linear"`` (Smith's test) or ``"exponential"`` (for a first wide scan).
         monitor: ``"loss"`` (the training loss) or a metric the model logs in ``validation_step``
-            (e.g. ``"val_acc"``), evaluated every ``val_check_interval`` steps on the first
-            ``num_val_batches`` validation batches.
-        monitor_mode: ``"min"`` or ``"max"``; default ``"min"`` when ``monitor`` contains ``"loss"``,
-            else ``"max"``.
-        val_check_interval: steps between two evaluations of ``monitor``; default ``num_steps // 30``
-            (at least 1).
+            (e.g. ``"val_acc"``), evaluated on the first ``num_val_batches`` validation batches.
+        monitor_mode: ``"min"`` or ``"max"``; default ``"min"`` when ``monitor`` contains ``"loss"``.
+        val_check_interval: steps between two evaluations of ``monitor``; default ``num_steps // 30``.
         num_val_batches: validation batches per evaluation, >= 1.
         divergence_threshold: stop when the smoothed loss exceeds this multiple of its best, > 1;
             None to stop only on NaN/inf.
-        beta: the EMA factor of the smoothed loss, in [0, 1); default ``1 - 1 / max(10, num_steps / 20)``,
-            an average over about 5% of the test (a fixed 0.98 lags by some 50 steps: a third of a
-            150-step test).
+        beta: the EMA factor of the smoothed loss, in [0, 1); default ``1 - 1 / max(10, num_steps / 20)``.
         passes: run the test this many times from the same weights, each on other batches, and read the
             bounds off the median curve; ``bounds.spread`` gives the range of what single passes suggest.
-        min_steps: a test given in ``num_epochs`` runs at least this many optimizer steps (a small data set's
-            few batches make a curve too coarse to read).
-        widen: while the curve's best point is at the top of the span (the loss still falling), test again
-            up to 3x ``max_lr``, at most this many times; then warn. 0 only warns.
+        min_steps: a test given in ``num_epochs`` runs at least this many optimizer steps.
+        widen: while the curve's best point is at the top of the span, test again up to 3x ``max_lr``, at
+            most this many times; then warn. 0 only warns.
         update: the bounds handed to ``update_policy``: any of ``"base_lr"``, ``"max_lr"``,
             ``"step_size"``, or ``"pending"`` for the names each target lists in its ``pending``.
         output_dir: if given, rank zero writes ``range_test.png``, ``range_test.csv`` and
@@ -113,21 +100,9 @@ class LRRangeTest(Callback):
         output_dir: str | Path | None = None,
         progress_bar: bool | None = None,
     ) -> None:
+        arguments = locals()  # the settings, passed on by name
         self.config = RangeTestConfig(
-            min_lr=min_lr,
-            max_lr=max_lr,
-            num_steps=num_steps,
-            num_epochs=num_epochs,
-            mode=mode,
-            monitor=monitor,
-            monitor_mode=monitor_mode,
-            val_check_interval=val_check_interval,
-            num_val_batches=num_val_batches,
-            divergence_threshold=divergence_threshold,
-            beta=beta,
-            passes=passes,
-            min_steps=min_steps,
-            widen=widen,
+            **{name: arguments[name] for name in RangeTestConfig.__dataclass_fields__}
         )
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)
@@ -138,22 +113,17 @@ class LRRangeTest(Callback):
         self.update = update
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.progress_bar = progress_bar
-        self.stop_after_test = False
-        """Stop fitting once the test is done (:class:`CLRTuner`, ``scripts/range_test.py``)."""
+        self.stop_after_test = False  # stop fitting once the test is done (CLRTuner)
         self.result: RangeTestResult | None = None
         self.bounds: Bounds | None = None
-        self.applied: dict[str, Any] = {}
-        """What was handed to ``update_policy``: every bound, per param group where there are several."""
+        self.applied: dict[str, Any] = {}  # what was handed to update_policy, per param group
 
     @property
     def state_key(self) -> str:
         return compat.state_key(self, monitor=self.config.monitor, mode=self.config.mode)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Every fit tests its own model and data: bounds of an earlier fit are dropped.
-
-        A checkpoint being resumed is loaded after this, and its bounds are applied instead of a new test.
-        """
+        """Every fit tests its own model and data (or takes the bounds of the checkpoint it resumes)."""
         if stage == "fit":
             self.result, self.bounds, self.applied = None, None, {}
 
@@ -171,8 +141,7 @@ class LRRangeTest(Callback):
             raise compat.TunerExit()
 
     def _test(self, trainer: pl.Trainer, pl_module: pl.LightningModule, progress: bool) -> RangeTestResult:
-        """The test, run again over a 3x wider span (``widen`` times at most) while the curve is still
-        improving at the top of its span; a warning if it still is."""
+        """The test, run again over a 3x wider span (``widen`` times at most) while its best is at the top."""
         config = self.config
         result = run_range_test(trainer, pl_module, config, progress)
         for _ in range(config.widen):
@@ -255,9 +224,8 @@ class LRRangeTest(Callback):
 class CLRTuner:
     """Run an LR range test on its own, like ``lightning.pytorch.tuner.Tuner(trainer).lr_find``.
 
-    The trainer's callbacks and loggers are set aside while it runs, so no checkpoint folder or
-    ``lightning_logs/`` is started and no other callback sees the test; the model, optimizer, RNG and
-    counters are left as they were (see :mod:`lightning_clr.range_test.loop`).
+    The trainer's callbacks and loggers are set aside while it runs; the model, optimizer, RNG and counters
+    are left as they were.
 
     Example (``Regression``, ``loader`` and ``quiet`` as in the :mod:`lightning_clr.range_test` example)::
 

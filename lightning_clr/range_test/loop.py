@@ -1,18 +1,11 @@
-"""The range test's own training loop, and the snapshot that undoes it.
-
-The test does not run the fit loop: it steps the optimizer itself, through the trainer's strategy (so the
-device, precision plugin, gradient clipping and DDP gradient sync behave as in training), with the LR of
-each step from :func:`lr_schedule`. Around it :func:`_snapshot` copies in memory (no checkpoint file)
-everything the test can change and writes it back afterwards, also after divergence or an exception:
-parameters and all buffers, gradients, optimizer state and param groups, LR schedulers, the precision
-plugin (AMP scaler), torchmetrics states, train/eval modes, the python/numpy/torch/CUDA RNG states and the
-loaders' own generators. The fit loop's counters are never touched; other callbacks do not run during
-the test and the model's ``self.log`` calls go nowhere but to the monitored metric.
+"""The range test's own training loop, stepping through the trainer's strategy (device, precision, clipping
+and DDP behave as in training), and the in-memory snapshot that undoes everything it changed.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -78,9 +71,9 @@ def run_range_test(
             None if batches_per_epoch is None else optimizer_steps_per_epoch(batches_per_epoch, accumulate)
         )
         num_steps = _num_steps(config, trainer, steps_per_epoch)
-        val_batches = []
-        if config.monitor != "loss":
-            val_batches = _val_batches(trainer, config.num_val_batches, keep_generators)
+        val_batches = (
+            [] if config.monitor == "loss" else _val_batches(trainer, config.num_val_batches, keep_generators)
+        )
         group_lrs = [float(group["lr"]) for group in optimizer.param_groups]
         config = replace(config, max_lr=span_end(config, group_lrs[0]))  # the span, resolved
         stream = _batches(loader)
@@ -95,7 +88,7 @@ def run_range_test(
                     passes.append(
                         _one_pass(trainer, pl_module, config, num_steps, stream, val_batches, capture, bar)
                     )
-        result = RangeTestResult.from_passes(
+        return RangeTestResult.from_passes(
             passes,
             mode=config.mode,
             monitor=config.monitor,
@@ -105,7 +98,6 @@ def run_range_test(
             total_steps=run_steps(batches_per_epoch, trainer.max_epochs, trainer.max_steps, accumulate),
             group_lrs=group_lrs,
         )
-    return result
 
 
 def _one_pass(
@@ -266,7 +258,8 @@ class _LogCapture:
 
 @contextmanager
 def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Callable[[Any], None]]:
-    """Copy in memory everything the test can change; put it back on exit, also after an exception.
+    """Copy in memory everything the test can change (weights, buffers, grads, optimizer, schedulers, AMP
+    scaler, metrics, modes, RNG); put it back on exit, also after an exception.
 
     Yields ``keep_generators(dataloader)``, which adds the generators a loader draws from.
     """
@@ -377,11 +370,10 @@ def _batches(loader: CombinedLoader) -> Iterator[tuple[int, Any]]:
     while True:
         for dl in loader.flattened:
             compat.set_sampler_epoch(dl, epoch)
-        empty = True
+        batch_idx = None
         for batch, batch_idx, _ in iter(loader):
-            empty = False
             yield batch_idx, batch
-        if empty:
+        if batch_idx is None:
             raise ValueError("the LR range test needs training batches, but the train dataloader is empty")
         epoch += 1
 
@@ -399,11 +391,7 @@ def _val_batches(trainer: pl.Trainer, num_batches: int, keep_generators: Callabl
         loader = loader[0]
     loader = compat.prepare_for_fit(trainer, RunningStage.VALIDATING, loader)
     keep_generators(loader)
-    batches = []
-    for batch in loader:
-        batches.append(trainer.strategy.batch_to_device(batch))
-        if len(batches) == num_batches:
-            break
+    batches = [trainer.strategy.batch_to_device(batch) for batch in itertools.islice(loader, num_batches)]
     if not batches:
         raise ValueError("monitoring a validation metric needs validation batches, but the loader is empty")
     return batches

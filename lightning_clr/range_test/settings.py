@@ -1,9 +1,5 @@
-"""How to run an LR range test: its settings, validated, and their defaults, declared once.
-
-:class:`RangeTestConfig` is what :class:`~lightning_clr.range_test.LRRangeTest` and
-:meth:`~lightning_clr.range_test.CLRTuner.range_test` take, the ``range_test`` config group's schema is
-read off it, and the app checks a config against it before torch or Lightning is imported: this module
-imports neither.
+"""How to run an LR range test: its settings, validated, and their defaults, declared once (for
+``LRRangeTest``, ``CLRTuner.range_test`` and the ``range_test`` config group; no torch imported).
 
 Example::
 
@@ -24,18 +20,14 @@ from lightning_clr.validation import fail, finite, integer, positive
 #: Policy arguments the test can supply (``auto`` in the ``policy`` config group).
 UPDATABLE = ("base_lr", "max_lr", "step_size")
 MODES = ("linear", "exponential")
-# The range test's defaults, written once: LRRangeTest, CLRTuner.range_test, the range_test config group
-# (its schema is read off LRRangeTest's signature) and the README follow them (tests/test_packaging.py).
 DEFAULT_MIN_LR = 1e-4
-#: ``max_lr=None``: the test spans up to this multiple of the optimizer's LR (of param group 0) when the
-#: test starts: SGD at 0.01 up to 1, Adam at 0.001 up to 0.1 (a span of 1 is too coarse for Adam).
+#: ``max_lr=None``: the test spans up to this multiple of the optimizer's LR (of param group 0).
 MAX_LR_FACTOR = 100
 DEFAULT_EPOCHS = 4
 #: Passes from the same weights on other batches; the bounds come from their median curve (how far max_lr
 #: moves between seeds: docs/benchmarks/range-test-stability.md).
 DEFAULT_PASSES = 5
-#: At least this many steps per pass when the length is given in epochs (a small data set's 4 epochs are
-#: too few points to read).
+#: At least this many steps per pass when the length is given in epochs.
 DEFAULT_MIN_STEPS = 150
 #: While the curve's best point is at the top of the span, test again over a 3x wider one, this often.
 DEFAULT_WIDEN = 2

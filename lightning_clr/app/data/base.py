@@ -23,8 +23,7 @@ class DatasetMissingError(FileNotFoundError):
 
 
 class DataFileError(ValueError):
-    """A data set's file on disk is not what it should be (truncated, another format); the message names
-    the file, what is wrong and how to fix it."""
+    """A data set's file on disk is broken; the message names the file, what is wrong and how to fix it."""
 
 
 class Splits(NamedTuple):
@@ -73,9 +72,8 @@ def random_split(num_samples: int, val_fraction: float, seed: int) -> tuple[Tens
 class ClassificationDataModule(L.LightningDataModule):
     """Base class: a classification data set held as tensors in memory.
 
-    Subclasses set ``input_shape`` and ``num_classes`` (so models can be built before ``setup``),
-    implement :meth:`load_splits`, and download in ``prepare_data`` if they need to. A subclass's own
-    arguments are listed in :attr:`options`, each with its default and its check; they become attributes.
+    Subclasses set ``input_shape`` and ``num_classes`` (known before ``setup``), implement
+    :meth:`load_splits`, and list their own arguments in :attr:`options`.
 
     Args:
         data_dir: folder holding the data sets (each in its own sub-folder).
@@ -93,8 +91,7 @@ class ClassificationDataModule(L.LightningDataModule):
     input_shape: tuple[int, ...]
     num_classes: int
     options: ClassVar[Mapping[str, tuple[Any, Callable[[str, Any], Any]]]] = {}
-    """The subclass's own arguments: ``name -> (default, check(name, value) -> value)``; None passes for a
-    default of None."""
+    """The subclass's own arguments: ``name -> (default, check(name, value) -> value)``."""
 
     def __init__(
         self,
@@ -147,17 +144,15 @@ class ClassificationDataModule(L.LightningDataModule):
         return len(self._require_setup(self.val_set))
 
     def train_dataloader(self) -> ResumableDataLoader:
-        """Shuffled training batches, in the same order for the same ``seed``; resumable mid-epoch.
-
-        After :meth:`load_state_dict`, the shuffle generator continues where the checkpointed run's was.
-        """
+        """Shuffled training batches, in the same order for the same ``seed``; resumable mid-epoch."""
         generator = torch.Generator().manual_seed(self.seed)
         if self._resumed_shuffle is not None:
             generator.set_state(self._resumed_shuffle)
             self._resumed_shuffle = None
         self._shuffle = generator
-        dataset = self._require_setup(self.train_set)
-        return self._loader(ResumableDataLoader, dataset, shuffle=True, generator=generator)
+        return self._loader(
+            ResumableDataLoader, self._require_setup(self.train_set), shuffle=True, generator=generator
+        )
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches, in a fixed order."""

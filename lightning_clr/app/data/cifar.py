@@ -12,18 +12,15 @@ import torch
 from torch import Tensor
 
 from lightning_clr.app.data.base import ClassificationDataModule, DataFileError, Splits, check_mirrors
-from lightning_clr.app.data.download import DownloadError, download_file, extract_tar, missing_error
+from lightning_clr.app.data.download import extract_tar, fetch_missing
 from lightning_clr.validation import boolean
 
 CIFAR_MIRRORS = ("https://www.cs.toronto.edu/~kriz/", "https://cave.cs.toronto.edu/kriz/")
 
 
 def random_crop_flip(images: Tensor, padding: int = 4, fill: Sequence[float] | float = 0.0) -> Tensor:
-    """The usual CIFAR augmentation on a whole batch: pad, random crop back to size, random h-flip.
-
-    Each image of ``images`` (N, C, H, W) is padded by ``padding`` pixels of value ``fill`` (a scalar or
-    one value per channel), cropped back to H x W at a uniformly random offset and mirrored left-right with
-    probability 1/2, using torch's global RNG on the batch's device.
+    """The usual CIFAR augmentation on a whole ``(N, C, H, W)`` batch, with torch's global RNG: pad by
+    ``padding`` pixels of ``fill`` (a scalar or one per channel), random crop back to size, random h-flip.
 
     Example::
 
@@ -68,18 +65,12 @@ class _NumpyUnpickler(pickle.Unpickler):
 class CIFAR10DataModule(ClassificationDataModule):
     """CIFAR-10: 50,000 train / 10,000 test 32x32 colour images in 10 classes; validation = test set.
 
-    Reads ``<data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch}``; if they are missing it extracts
-    ``<data_dir>/cifar-10-python.tar.gz``, downloading it first (MD5-checked) when ``download`` is true.
-    Images are normalised per channel. With ``augment``, training batches (only) are randomly cropped from a
-    4-pixel padding (black, as in the usual pipeline) and flipped, on the device after transfer.
+    Reads (or extracts, or downloads) the official python pickles under ``<data_dir>``; images normalised.
 
     Args:
-        data_dir, batch_size, num_workers, seed, download: see :class:`ClassificationDataModule`.
-        augment: random crop + horizontal flip on training batches.
+        augment: random crop (from a black 4-pixel padding) and h-flip of training batches, on the device.
         mirrors: base URLs the archive is fetched from, tried in turn (default :data:`CIFAR_MIRRORS`).
-
-    Raises:
-        InvalidArgument: an argument is out of range.
+        data_dir, batch_size, num_workers, seed, download: see :class:`ClassificationDataModule`.
 
     Example::
 
@@ -103,8 +94,7 @@ class CIFAR10DataModule(ClassificationDataModule):
 
     options = {"augment": (False, boolean), "mirrors": (None, check_mirrors)}
     augment: bool
-    mirrors: tuple[str, ...] | None
-    """Base URLs the archive is fetched from, tried in turn; None: :data:`CIFAR_MIRRORS`."""
+    mirrors: tuple[str, ...] | None  # None: CIFAR_MIRRORS
 
     @property
     def batches_dir(self) -> Path:
@@ -137,15 +127,10 @@ class CIFAR10DataModule(ClassificationDataModule):
         archive = self.data_dir / self.archive
         if not archive.is_file():
             missing = [f"{self.folder}/{f}" for f in self._missing()]
-            args = (self.name, self.data_dir, missing, (self.mirrors or CIFAR_MIRRORS)[0], [self.archive])
-            if not self.download:
-                raise missing_error(*args)
-            try:
-                download_file(
-                    [m + self.archive for m in self.mirrors or CIFAR_MIRRORS], archive, self.archive_md5
-                )
-            except DownloadError as err:
-                raise missing_error(*args, reason=str(err)) from err
+            files = [(self.archive, self.archive_md5)]
+            fetch_missing(
+                self.name, self.data_dir, missing, files, self.mirrors or CIFAR_MIRRORS, self.download
+            )
         extract_tar(archive, self.data_dir)
         if self._missing():
             raise DataFileError(
@@ -178,16 +163,7 @@ class CIFAR10DataModule(ClassificationDataModule):
 
 
 class CIFAR100DataModule(CIFAR10DataModule):
-    """CIFAR-100: like :class:`CIFAR10DataModule` with 100 fine-grained classes.
-
-    Reads ``<data_dir>/cifar-100-python/{train,test}`` (labels from ``fine_labels``), extracted from
-    ``cifar-100-python.tar.gz``.
-
-    Example::
-
-        dm = CIFAR100DataModule(data_dir="data", augment=True)
-        dm.num_classes  # 100
-    """
+    """CIFAR-100: like :class:`CIFAR10DataModule` with 100 fine-grained classes."""
 
     name = "CIFAR-100"
     archive = "cifar-100-python.tar.gz"

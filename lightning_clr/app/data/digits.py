@@ -11,16 +11,11 @@ from lightning_clr.app.data.base import ClassificationDataModule, Splits, check_
 class DigitsDataModule(ClassificationDataModule):
     """The UCI optical digits shipped with scikit-learn (``load_digits``): 1,797 8x8 images, 10 classes.
 
-    Pixels are scaled from 0..16 to [0, 1]; the validation set is a class-stratified ``val_fraction``
-    of the images chosen with ``seed``. The data set ships with scikit-learn, so ``data_dir`` and
-    ``download`` are accepted and ignored.
+    Pixels scaled to [0, 1]; ``data_dir`` and ``download`` are ignored.
 
     Args:
+        val_fraction: fraction of the images held out for validation (stratified, chosen with ``seed``).
         data_dir, batch_size, num_workers, seed, download: see :class:`ClassificationDataModule`.
-        val_fraction: fraction of the images held out for validation.
-
-    Raises:
-        InvalidArgument: an argument is out of range.
 
     Example::
 

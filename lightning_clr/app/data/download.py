@@ -32,20 +32,9 @@ class DownloadError(OSError):
     """Every URL failed; the message lists each URL with its reason, on one line."""
 
 
-def md5sum(path: Path) -> str:
-    """Hex MD5 digest of a file, read in chunks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_file(urls: Sequence[str], destination: Path, md5: str | None = None) -> None:
-    """Save the first of ``urls`` that answers with the expected MD5 to ``destination``.
-
-    The file is written next to ``destination`` under a temporary name and renamed once complete and
-    checked, so an interrupted download never leaves a half-written file behind. ``file://`` URLs work.
+    """Save the first of ``urls`` that answers with the expected MD5 to ``destination`` (renamed into place
+    once complete and checked; ``file://`` URLs work).
 
     Raises:
         DownloadError: every URL failed (network error, HTTP error or MD5 mismatch).
@@ -107,9 +96,8 @@ def _progress() -> Progress:
 
 
 def extract_tar(archive: Path, destination: Path) -> None:
-    """Extract ``archive`` into ``destination``, refusing links, devices and paths that leave it.
-
-    Files are extracted to a temporary folder first and then moved into place one by one.
+    """Extract ``archive`` into ``destination`` (through a temporary folder), refusing links, devices and
+    paths that leave it.
 
     Raises:
         ValueError: the archive is unreadable, holds an unsafe member, or cannot be written out.
@@ -144,10 +132,8 @@ def missing_error(
     files: Sequence[str],
     reason: str | None = None,
 ) -> DatasetMissingError:
-    """The one-line ``DatasetMissingError`` for a data set whose ``missing`` files are not in ``folder``.
-
-    ``files`` are what to fetch from ``base_url`` into ``folder`` to fix it; ``reason`` says why the
-    download failed, if one was tried.
+    """The one-line ``DatasetMissingError`` for a data set whose ``missing`` files are not in ``folder``:
+    fetch ``files`` from ``base_url`` into it; ``reason`` says why the download failed, if one was tried.
     """
     what = f"{name} not found in {folder} (missing {', '.join(missing)})"
     if len(files) == 1:
@@ -159,3 +145,23 @@ def missing_error(
     return DatasetMissingError(
         f"{what} and the download failed ({reason}); download {fetch} into that folder"
     )
+
+
+def fetch_missing(
+    name: str,
+    folder: Path,
+    missing: Sequence[str],
+    files: Sequence[tuple[str, str]],
+    mirrors: Sequence[str],
+    download: bool,
+) -> None:
+    """Download ``files`` (name, MD5) into ``folder`` from the first working mirror, or raise the
+    :func:`missing_error` for the ``missing`` files (also when ``download`` is false)."""
+    names = [file for file, _ in files]
+    if not download:
+        raise missing_error(name, folder, missing, mirrors[0], names)
+    for file, md5 in files:
+        try:
+            download_file([mirror + file for mirror in mirrors], folder / file, md5)
+        except DownloadError as err:
+            raise missing_error(name, folder, missing, mirrors[0], names, str(err)) from err

@@ -18,7 +18,7 @@ from lightning_clr.app.data.base import (
     check_mirrors,
     random_split,
 )
-from lightning_clr.app.data.download import DownloadError, download_file, missing_error
+from lightning_clr.app.data.download import fetch_missing
 
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -86,18 +86,12 @@ def read_idx(path: Path) -> np.ndarray:
 class MNISTDataModule(ClassificationDataModule):
     """MNIST handwritten digits (LeCun et al. 1998): 60,000 train / 10,000 test 28x28 images, 10 classes.
 
-    Reads ``<data_dir>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (the layout
-    torchvision uses, so an existing download is reused) and downloads the missing files from the first
-    working mirror when ``download`` is true. Images are normalised with the training-set mean and std.
-    The validation set is the official test set, or with ``val_split`` a seeded fraction of the training set.
+    Reads (or downloads) the IDX files in torchvision's ``<data_dir>/MNIST/raw/`` layout; images normalised.
 
     Args:
-        data_dir, batch_size, num_workers, seed, download: see :class:`ClassificationDataModule`.
         val_split: hold out this fraction of the training set for validation instead of the test set.
         mirrors: base URLs the files are fetched from, tried in turn (default :data:`MNIST_MIRRORS`).
-
-    Raises:
-        InvalidArgument: an argument is out of range.
+        data_dir, batch_size, num_workers, seed, download: see :class:`ClassificationDataModule`.
 
     Example::
 
@@ -117,12 +111,7 @@ class MNISTDataModule(ClassificationDataModule):
 
     options = {"val_split": (None, check_fraction), "mirrors": (None, check_mirrors)}
     val_split: float | None
-    mirrors: tuple[str, ...] | None
-    """Base URLs the files are fetched from, tried in turn; None: :attr:`default_mirrors`."""
-
-    @property
-    def _mirrors(self) -> tuple[str, ...]:
-        return self.mirrors or self.default_mirrors
+    mirrors: tuple[str, ...] | None  # None: default_mirrors
 
     @property
     def raw_dir(self) -> Path:
@@ -151,18 +140,10 @@ class MNISTDataModule(ClassificationDataModule):
 
     def _ensure_files(self) -> None:
         missing = [(name, md5) for name, md5 in self.resources if self._find(name) is None]
-        if not missing:
-            return
-        names = [name for name, _ in missing]
-        if not self.download:
-            raise missing_error(self.name, self.raw_dir, names, self._mirrors[0], names)
-        for name, md5 in missing:
-            try:
-                download_file([mirror + name for mirror in self._mirrors], self.raw_dir / name, md5)
-            except DownloadError as err:
-                raise missing_error(
-                    self.name, self.raw_dir, names, self._mirrors[0], names, str(err)
-                ) from err
+        if missing:
+            names = [name for name, _ in missing]
+            mirrors = self.mirrors or self.default_mirrors
+            fetch_missing(self.name, self.raw_dir, names, missing, mirrors, self.download)
 
     def _read_pair(self, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
         images_path = self._find(f"{prefix}-images-idx3-ubyte.gz")
@@ -183,17 +164,8 @@ class MNISTDataModule(ClassificationDataModule):
 
 
 class FashionMNISTDataModule(MNISTDataModule):
-    """Fashion-MNIST (Xiao et al. 2017): Zalando clothing images in MNIST's format, 10 classes.
-
-    Same arguments and behaviour as :class:`MNISTDataModule`; the files live in
-    ``<data_dir>/FashionMNIST/raw/`` and come from :data:`FASHION_MNIST_MIRRORS`.
-
-    Example::
-
-        dm = FashionMNISTDataModule(data_dir="data", val_split=0.1, seed=1)
-        dm.prepare_data()
-        dm.setup()
-        dm.num_train_samples  # 54000
+    """Fashion-MNIST (Xiao et al. 2017): Zalando clothing images in MNIST's format, 10 classes; as
+    :class:`MNISTDataModule`, in ``<data_dir>/FashionMNIST/raw/``.
     """
 
     name = "Fashion-MNIST"

@@ -21,19 +21,14 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class ClassificationModule(LightningModule):
     """Train ``net`` with cross-entropy and report accuracy; the learning rate is left to ``CyclicLR``.
 
-    Logs ``train_loss`` every step, ``train_acc`` every epoch, and ``val_loss``, ``val_acc`` and
-    ``val_acc_best`` (the best ``val_acc`` so far) every validation epoch; ``test_loss`` and ``test_acc``
-    when testing. Accuracy is the fraction of correct predictions (micro average).
-
-    No LR scheduler is returned: the :class:`~lightning_clr.callback.CyclicLR` callback sets the learning
-    rate at every step, so the optimizer's own ``lr`` only matters without it.
+    Logs :attr:`FIT_METRICS` (``val_acc_best``: the best ``val_acc`` so far), and ``test_loss`` and
+    ``test_acc`` when testing; accuracy is micro-averaged.
 
     Args:
         net: the network; its logits have shape ``(N, num_classes)``.
         optimizer: called on the parameters to build the optimizer, typically a ``functools.partial``
             (Hydra ``_partial_: true``). Defaults to SGD with ``lr=0.01``.
-        num_classes: number of classes; defaults to ``net.num_classes``, which every network of this
-            package has.
+        num_classes: number of classes; defaults to ``net.num_classes``.
 
     Raises:
         ValueError: if ``num_classes`` is not given and ``net`` has no ``num_classes`` attribute.
@@ -74,9 +69,8 @@ class ClassificationModule(LightningModule):
                     "num_classes=None must be given when the net has no num_classes attribute "
                     f"({type(net).__name__})"
                 )
-        # Only plain values go into the checkpoint's hyper-parameters, so that `load_from_checkpoint` works
-        # with torch.load(weights_only=True): the net's weights are in the state_dict, and a partial is no
-        # plain value (the composed Hydra config records the optimizer).
+        # plain values only, for torch.load(weights_only=True): the net is in the state_dict, the optimizer
+        # in the Hydra config
         self.save_hyperparameters(ignore=["net", "optimizer"], logger=False)
         self.hparams["num_classes"] = num_classes
         self.net = net

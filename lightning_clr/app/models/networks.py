@@ -1,8 +1,5 @@
-"""The networks of the examples, each a plain ``nn.Module`` built from ``input_shape`` and ``num_classes``.
-
-``input_shape`` is one sample's shape without the batch dimension, ``(C, L)`` or ``(C, H, W)``, exactly as
-the data modules report it, so a Hydra config names only the network's own hyper-parameters and the training
-task fills in the rest.
+"""The networks of the examples, each a plain ``nn.Module`` built from ``input_shape`` (one sample's shape,
+``(C, L)`` or ``(C, H, W)``, as the data modules report it) and ``num_classes`` (the logits).
 """
 
 from __future__ import annotations
@@ -18,14 +15,20 @@ from torch import nn
 __all__ = ["MLP", "CifarFull", "ResNet", "ResNet20", "SmallCNN", "WithinChannelLRN"]
 
 
-def _check_shape(input_shape: Sequence[int], num_classes: int, dims: tuple[int, ...]) -> tuple[int, ...]:
-    shape = tuple(int(d) for d in input_shape)
-    if len(shape) not in dims or min(shape) < 1:
-        allowed = " or ".join(f"{d}" for d in dims)
-        raise ValueError(f"input_shape={shape!r} must have {allowed} positive dimensions")
-    if num_classes < 2:
-        raise ValueError(f"num_classes={num_classes!r} must be at least 2")
-    return shape
+class _Net(nn.Module):
+    """A network for samples of ``input_shape`` (of a length in ``dims``) and ``num_classes`` outputs."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) not in dims or min(shape) < 1:
+            raise ValueError(
+                f"input_shape={shape!r} must have {' or '.join(map(str, dims))} positive dimensions"
+            )
+        if num_classes < 2:
+            raise ValueError(f"num_classes={num_classes!r} must be at least 2")
+        self.input_shape: tuple[int, ...] = shape
+        self.num_classes = num_classes
 
 
 def _flat_features(features: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -34,12 +37,10 @@ def _flat_features(features: nn.Module, input_shape: tuple[int, ...]) -> int:
         return features(torch.zeros(1, *input_shape)).numel()
 
 
-class MLP(nn.Module):
+class MLP(_Net):
     """Fully connected network: flatten, then ``Linear -> ReLU [-> Dropout]`` per hidden layer, then a head.
 
     Args:
-        input_shape: shape of one sample; it is flattened.
-        num_classes: number of output logits.
         hidden_sizes: widths of the hidden layers (empty for logistic regression).
         dropout: dropout probability after each hidden layer, in ``[0, 1)``.
 
@@ -57,9 +58,7 @@ class MLP(nn.Module):
         hidden_sizes: Sequence[int] = (256, 256),
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        self.input_shape = _check_shape(input_shape, num_classes, dims=(1, 2, 3))
-        self.num_classes = num_classes
+        super().__init__(input_shape, num_classes, dims=(1, 2, 3))
         hidden_sizes = tuple(int(h) for h in hidden_sizes)
         if any(h < 1 for h in hidden_sizes):
             raise ValueError(f"hidden_sizes={hidden_sizes!r} must all be positive")
@@ -80,22 +79,14 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-class SmallCNN(nn.Module):
-    """Three stride-2 convolutions and a linear head, for 1-D ``(C, L)`` or 2-D ``(C, H, W)`` input.
+class SmallCNN(_Net):
+    """Three stride-2 convolutions and a linear head, for 1-D ``(C, L)`` or 2-D ``(C, H, W)`` input (which may
+    arrive flattened, as MNIST-1D stores it).
 
-    For 1-D input it is exactly the convolutional baseline of the MNIST-1D paper (Greydanus, "Scaling down
-    deep learning", 2020, ``ConvBase`` in github.com/greydanus/mnist1d):
-    ``Conv1d(C, 25, 5, stride 2, pad 1)``, two ``Conv1d(25, 25, 3, stride 2, pad 1)``, a ReLU after each,
-    flatten, ``Linear(125, 10)`` for ``L = 40``: 5,210 parameters. For 2-D input the same design with
-    ``Conv2d`` and 3x3 kernels throughout (8x8 -> 4 -> 2 -> 1, 28x28 -> 14 -> 7 -> 4), small enough for
-    sklearn digits and MNIST alike.
-
-    Inputs may also arrive flattened, ``(N, C*L)``, as MNIST-1D stores them; they are reshaped to
-    ``(N, *input_shape)``.
+    For 1-D input it is exactly the MNIST-1D paper's ``ConvBase`` (Greydanus 2020; 5,210 parameters); for
+    2-D input the same design with ``Conv2d`` and 3x3 kernels throughout.
 
     Args:
-        input_shape: ``(C, L)`` or ``(C, H, W)``.
-        num_classes: number of output logits.
         channels: channels of every convolution.
 
     Example::
@@ -108,9 +99,7 @@ class SmallCNN(nn.Module):
     """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, channels: int = 25) -> None:
-        super().__init__()
-        self.input_shape = _check_shape(input_shape, num_classes, dims=(2, 3))
-        self.num_classes = num_classes
+        super().__init__(input_shape, num_classes, dims=(2, 3))
         if channels < 1:
             raise ValueError(f"channels={channels!r} must be positive")
 
@@ -132,12 +121,9 @@ class SmallCNN(nn.Module):
 
 
 class WithinChannelLRN(nn.Module):
-    """Caffe's local response normalisation with ``norm_region: WITHIN_CHANNEL``.
-
-    ``y = x / (1 + alpha * mean(x**2 over the local_size x local_size window)) ** beta``, the window zero
-    padded at the borders and always averaged over ``local_size**2`` positions, as Caffe does (it builds
-    this layer from a square, an average pooling and a power layer). ``nn.LocalResponseNorm`` normalises
-    across channels instead, Caffe's other ``ACROSS_CHANNELS`` mode.
+    """Caffe's local response normalisation with ``norm_region: WITHIN_CHANNEL`` (``nn.LocalResponseNorm``
+    is its ``ACROSS_CHANNELS`` mode): ``y = x / (1 + alpha * mean(x**2 over the window)) ** beta``, the window
+    zero padded and always averaged over ``local_size**2`` positions, as Caffe does.
 
     Example::
 
@@ -162,29 +148,13 @@ class WithinChannelLRN(nn.Module):
         return f"local_size={self.local_size}, alpha={self.alpha}, beta={self.beta}"
 
 
-class CifarFull(nn.Module):
+class CifarFull(_Net):
     """Caffe's "CIFAR-10 full" network, the one Smith trained in the CLR paper (WACV 2017, section 4.1.1).
 
-    Layer for layer ``examples/cifar10/cifar10_full_train_test.prototxt`` of BVLC Caffe, with the
-    prototxt's layer names and order::
-
-        conv1 5x5x32 pad 2 -> pool1 max 3/2 -> relu1 -> norm1 -> conv2 5x5x32 pad 2 -> relu2
-        -> pool2 avg 3/2 -> norm2 -> conv3 5x5x64 pad 2 -> relu3 -> pool3 avg 3/2 -> ip1 (10)
-
-    Caffe rounds pooling output sizes up, hence ``ceil_mode=True``: 32 -> 16 -> 8 -> 4, so ``ip1`` reads
-    64 * 4 * 4 = 1024 features; 89,578 parameters in all. The two LRN layers are ``local_size: 3,
-    alpha: 5e-05, beta: 0.75, norm_region: WITHIN_CHANNEL``, reproduced exactly by
-    :class:`WithinChannelLRN`.
-
-    Not reproduced: Caffe's Gaussian initialisation (std 1e-4 for conv1, 1e-2 elsewhere), tuned for
-    mean-subtracted pixels in [0, 255]; PyTorch's default initialisation suits normalised inputs. Caffe's
-    per-layer multipliers (biases learn at 2x the rate, ``ip1`` weights decay at 250x) belong to the
-    optimizer's parameter groups, not to the network. With normalised inputs the LRN layers are close to
-    the identity, as their alpha was chosen for [0, 255] pixels.
-
-    Args:
-        input_shape: ``(C, H, W)``; the paper's is ``(3, 32, 32)``.
-        num_classes: number of output logits.
+    Layer for layer BVLC Caffe's ``examples/cifar10/cifar10_full_train_test.prototxt``, with its layer
+    names (pooling rounds up as Caffe's: ``ceil_mode=True``); 89,578 parameters. Not reproduced: Caffe's
+    Gaussian initialisation (tuned for [0, 255] pixels) and per-layer LR and decay multipliers (which
+    belong to the optimizer's param groups).
 
     Example::
 
@@ -196,9 +166,7 @@ class CifarFull(nn.Module):
     """
 
     def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10) -> None:
-        super().__init__()
-        self.input_shape = _check_shape(input_shape, num_classes, dims=(3,))
-        self.num_classes = num_classes
+        super().__init__(input_shape, num_classes, dims=(3,))
         self.features = nn.Sequential(
             OrderedDict(
                 conv1=nn.Conv2d(self.input_shape[0], 32, 5, padding=2),
@@ -247,19 +215,14 @@ class _BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(_Net):
     """The CIFAR ResNet of He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), sec. 4.2.
 
-    A 3x3 conv with 16 channels, three stages of ``n = (depth - 2) / 6`` basic blocks with 16, 32 and 64
-    channels (the first block of stages 2 and 3 halves the feature map with stride 2), global average
-    pooling and a linear head: depth 20, 32, 44, 56, 110 give the paper's 0.27M, 0.46M, 0.66M, 0.85M, 1.7M
-    parameters. Shortcuts are the paper's option A, used for its CIFAR experiments: identity, and where the
-    shape changes, subsampling plus zero-padded extra channels, so they add no parameters. Convolutions are
-    He-initialised as in the paper.
+    Three stages of ``(depth - 2) / 6`` basic blocks with 16, 32 and 64 channels, the paper's option-A
+    shortcuts (no parameters) and He initialisation: depth 20, 32, 44, 56, 110 give the paper's 0.27M to
+    1.7M parameters.
 
     Args:
-        input_shape: ``(C, H, W)``; any image size works thanks to the global pooling.
-        num_classes: number of output logits.
         depth: ``6n + 2`` layers.
 
     Example::
@@ -272,9 +235,7 @@ class ResNet(nn.Module):
     def __init__(
         self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10, depth: int = 20
     ) -> None:
-        super().__init__()
-        self.input_shape = _check_shape(input_shape, num_classes, dims=(3,))
-        self.num_classes = num_classes
+        super().__init__(input_shape, num_classes, dims=(3,))
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth={depth!r} must be 6n + 2 for some n >= 1 (20, 32, 44, 56, 110, ...)")
         self.depth = depth
@@ -285,11 +246,10 @@ class ResNet(nn.Module):
         stages: list[nn.Module] = []
         in_channels = 16
         for out_channels, stride in ((16, 1), (32, 2), (64, 2)):
-            blocks = []
-            for i in range(blocks_per_stage):
-                blocks.append(_BasicBlock(in_channels, out_channels, stride if i == 0 else 1))
-                in_channels = out_channels
+            blocks = [_BasicBlock(in_channels, out_channels, stride)]
+            blocks += [_BasicBlock(out_channels, out_channels, 1) for _ in range(blocks_per_stage - 1)]
             stages.append(nn.Sequential(*blocks))
+            in_channels = out_channels
         self.stages = nn.Sequential(*stages)
         self.fc = nn.Linear(64, num_classes)
 

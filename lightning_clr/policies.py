@@ -459,8 +459,9 @@ class ExpRange(_CyclicPolicy):
 
     Args:
         gamma: amplitude factor per optimizer step, in (0, 1] (e.g. 0.99994).
-        base_lr, max_lr, step_size, step_size_down, step_size_epochs, cycles, final_anneal, final_div_factor,
-            total_steps: as :class:`Triangular`.
+
+    The other arguments (``base_lr``, ``max_lr``, ``step_size``, ``step_size_down``, ``step_size_epochs``,
+    ``cycles``, ``final_anneal``, ``final_div_factor``, ``total_steps``) are those of :class:`Triangular`.
 
     Raises:
         ValueError: as :class:`Triangular`, and when ``gamma`` is not in (0, 1].

@@ -219,6 +219,20 @@ def test_mixed_precision_steps_use_the_policy() -> None:
     assert [lrs[0] for lrs in recorder.lrs] == [policy(k) for k in range(15)]
 
 
+def test_steps_the_grad_scaler_skips_still_advance_the_schedule() -> None:
+    """fp16 with a GradScaler that overflows at first: the skipped steps count, as ``global_step`` and torch's
+    own schedulers count them, so batch k still uses policy(k) and the run ends where it was planned."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    policy = Triangular(0.001, 0.006, step_size=4)
+    recorder = Recorder()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
+    trainer, _ = fit([CyclicLR(policy), recorder], plugins=[MixedPrecision("16-mixed", "cpu", scaler)])
+    assert scaler.get_scale() < 2.0**30  # it halved on each of many overflowing (skipped) steps
+    assert trainer.global_step == 30
+    assert [lrs[0] for lrs in recorder.lrs] == [policy(k) for k in range(30)]
+
+
 # --- pickling and runs of the wrong length --------------------------------------------------------------
 
 

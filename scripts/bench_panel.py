@@ -375,6 +375,8 @@ def main() -> None:
     parser.add_argument("--passes", type=int, help="with --spread: range_test.passes (default: conf's)")
     args = parser.parse_args()
     given = dict(parse_bounds(parser, item) for item in args.bounds)
+    if args.passes is not None and not args.spread:
+        parser.error("--passes sets the range test of --spread: give both")
     if args.seeds < 2 or args.epochs < 1 or not 0 <= args.trainer_seeds <= args.seeds:
         parser.error(
             f"--seeds={args.seeds} must be at least 2 (paired sd), --epochs={args.epochs} at least 1, and "
@@ -396,10 +398,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as root:
             spreads = []
             passes = [] if args.passes is None else [f"range_test.passes={args.passes}"]
-            cache = args.cache / ("spread" if args.passes is None else f"spread-passes{args.passes}")
             for name, (optimizer, overrides) in tqdm(settings.items(), desc="range tests", leave=False):
                 cfg = compose_config(optimizer, [*overrides, *passes])
-                spreads.append(suggestion_spread(name, cfg, args.seeds, root, cache))
+                spreads.append(suggestion_spread(name, cfg, args.seeds, root, args.cache / "spread"))
         print(f"\nsuggested max_lr over {args.seeds} seeds:\n{spread_table(spreads)}")
         print(f"\n{time.perf_counter() - start:.0f} s wall on 1 torch thread")
         return

@@ -25,6 +25,7 @@ training steps (``trainer.fit`` with ``max_steps``, no validation, logger or che
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import statistics
@@ -212,14 +213,16 @@ def suggestion_spread(
     ``edges`` counts the tests whose curve was still best at the top of the (possibly widened) span;
     ``outside`` the suggestions outside the range of ``max_lr`` the test's single passes gave
     (``Bounds.spread``), which the test prints beside it. With ``cache``, each test's recorded curves are
-    kept there (one JSON file per setting and seed), so a rerun reads them again with the current rule.
+    kept there (one JSON file per setting, range-test settings and seed), so a rerun reads them again with
+    the current rule.
     """
     data = load_data(cfg)
     settings = OmegaConf.to_container(cfg.range_test, resolve=True)
     assert isinstance(settings, dict)
     max_lrs, edges, outside, seconds = [], 0, 0, []
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]  # settings -> file
     for seed in range(seeds):
-        path = None if cache is None else cache / f"{setting.replace('/', '-')}-seed{seed}.json"
+        path = None if cache is None else cache / f"{setting.replace('/', '-')}-{digest}-seed{seed}.json"
         if path is not None and path.exists():
             recorded = json.loads(path.read_text())
             result, took = RangeTestResult.from_state_dict(recorded["result"]), recorded["seconds"]

@@ -33,6 +33,7 @@ lean loop.
     python scripts/bench_panel.py --bounds mnist1d-cnn-sgd=0.042,0.126,150        # no range test there
     python scripts/bench_panel.py --spread --seeds 8                 # the range test's max_lr over 8 seeds
     python scripts/bench_panel.py --spread --seeds 8 --passes 9      # the same with 9 passes a test
+    python scripts/bench_panel.py --spread --seeds 8 --first-seed 8  # on 8 other seeds (8..15)
 """
 
 from __future__ import annotations
@@ -373,10 +374,11 @@ def main() -> None:
         "--spread", action="store_true", help="only the range test, on --seeds seeds: how far max_lr moves"
     )
     parser.add_argument("--passes", type=int, help="with --spread: range_test.passes (default: conf's)")
+    parser.add_argument("--first-seed", type=int, default=0, help="with --spread: seeds N..N+--seeds-1")
     args = parser.parse_args()
     given = dict(parse_bounds(parser, item) for item in args.bounds)
-    if args.passes is not None and not args.spread:
-        parser.error("--passes sets the range test of --spread: give both")
+    if (args.passes is not None or args.first_seed) and not args.spread:
+        parser.error("--passes and --first-seed set the range tests of --spread: give --spread too")
     if args.seeds < 2 or args.epochs < 1 or not 0 <= args.trainer_seeds <= args.seeds:
         parser.error(
             f"--seeds={args.seeds} must be at least 2 (paired sd), --epochs={args.epochs} at least 1, and "
@@ -398,10 +400,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as root:
             spreads = []
             passes = [] if args.passes is None else [f"range_test.passes={args.passes}"]
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
             for name, (optimizer, overrides) in tqdm(settings.items(), desc="range tests", leave=False):
                 cfg = compose_config(optimizer, [*overrides, *passes])
-                spreads.append(suggestion_spread(name, cfg, args.seeds, root, args.cache / "spread"))
-        print(f"\nsuggested max_lr over {args.seeds} seeds:\n{spread_table(spreads)}")
+                spreads.append(suggestion_spread(name, cfg, seeds, root, args.cache / "spread"))
+        print(f"\nsuggested max_lr over seeds {seeds.start}-{seeds.stop - 1}:\n{spread_table(spreads)}")
         print(f"\n{time.perf_counter() - start:.0f} s wall on 1 torch thread")
         return
     cache = RunCache(args.cache)

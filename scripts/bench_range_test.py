@@ -206,9 +206,9 @@ def setting_config(setting: str, overrides: Sequence[str]) -> DictConfig:
 
 
 def suggestion_spread(
-    setting: str, cfg: DictConfig, seeds: int, root: str, cache: Path | None = None
+    setting: str, cfg: DictConfig, seeds: range, root: str, cache: Path | None = None
 ) -> dict[str, Any]:
-    """The range test alone on seeds 0..N-1 (initial weights and batch order): how far its ``max_lr`` moves.
+    """The range test alone on ``seeds`` (initial weights and batch order): how far its ``max_lr`` moves.
 
     ``edges`` counts the tests whose curve was still best at the top of the (possibly widened) span;
     ``outside`` the suggestions outside the range of ``max_lr`` the test's single passes gave
@@ -221,7 +221,7 @@ def suggestion_spread(
     assert isinstance(settings, dict)
     max_lrs, edges, outside, seconds = [], 0, 0, []
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]  # settings -> file
-    for seed in range(seeds):
+    for seed in seeds:
         path = None if cache is None else cache / f"{setting.replace('/', '-')}-{digest}-seed{seed}.json"
         if path is not None and path.exists():
             recorded = json.loads(path.read_text())
@@ -320,7 +320,7 @@ def main() -> None:
     if args.spread:
         with tempfile.TemporaryDirectory() as root:
             spreads = [
-                suggestion_spread(name, setting_config(name, args.overrides), args.seeds, root)
+                suggestion_spread(name, setting_config(name, args.overrides), range(args.seeds), root)
                 for name in args.settings
             ]
         print(f"\nsuggested max_lr over {args.seeds} seeds:\n{spread_table(spreads)}")

@@ -90,3 +90,17 @@ def test_spread_settings_add_the_other_optimizer_family_on_the_same_data_and_net
     optimizer, overrides = settings["digits-resnet8-sgd"]
     assert optimizer == "sgd" and "+model.depth=8" in overrides
     assert not [o for o in overrides if o.startswith("optimizer.")]
+
+
+@pytest.mark.slow
+def test_the_spread_runs_the_seeds_it_is_given_and_rereads_them_from_its_cache(tmp_path: Path) -> None:
+    task = next(task for task in panel.TASKS if task.name == "digits-mlp-adamw")
+    cfg = panel.compose_config(task.optimizer, [*task.overrides, "range_test.passes=1", "range_test.widen=0"])
+    row = panel.suggestion_spread(task.name, cfg, range(2, 4), str(tmp_path / "runs"), tmp_path / "cache")
+    assert sorted(path.name.rsplit("-", 1)[1] for path in (tmp_path / "cache").iterdir()) == [
+        "seed2.json",
+        "seed3.json",
+    ]
+    assert len(row["max_lrs"]) == 2 and row["ratio"] == max(row["max_lrs"]) / min(row["max_lrs"])
+    again = panel.suggestion_spread(task.name, cfg, range(2, 4), str(tmp_path / "runs"), tmp_path / "cache")
+    assert again["max_lrs"] == row["max_lrs"] and again["seconds"] == row["seconds"]  # read, not rerun

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from lightning_clr.validation import fail
+from lightning_clr.validation import fail, integer
 
 __all__ = [
     "MODES",
@@ -229,8 +229,7 @@ def suggest_step_size(
         >>> suggest_step_size(100)
         400
     """
-    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-        fail("steps_per_epoch", steps_per_epoch, "must be an integer >= 1")
+    steps_per_epoch = integer("steps_per_epoch", steps_per_epoch)
     if total_steps is not None and not total_steps > 0:
         fail("total_steps", total_steps, "must be positive or None")
     if not 0 < min_epochs <= max_epochs:

@@ -46,14 +46,10 @@ def random_crop_flip(images: Tensor, padding: int = 4, fill: Sequence[float] | f
 class _NumpyUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists and numpy arrays only, so a tampered file cannot run code."""
 
-    allowed = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("_codecs", "encode"),
+    allowed = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")} | {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
     }
 
     def find_class(self, module: str, name: str) -> Any:

@@ -124,29 +124,6 @@ def extract_tar(archive: Path, destination: Path) -> None:
         raise ValueError(f"{archive} could not be extracted ({err}); delete it and download again") from err
 
 
-def missing_error(
-    name: str,
-    folder: Path,
-    missing: Sequence[str],
-    base_url: str,
-    files: Sequence[str],
-    reason: str | None = None,
-) -> DatasetMissingError:
-    """The one-line ``DatasetMissingError`` for a data set whose ``missing`` files are not in ``folder``:
-    fetch ``files`` from ``base_url`` into it; ``reason`` says why the download failed, if one was tried.
-    """
-    what = f"{name} not found in {folder} (missing {', '.join(missing)})"
-    if len(files) == 1:
-        fetch = base_url + files[0]
-    else:
-        fetch = f"{'them' if list(files) == list(missing) else ', '.join(files)} from {base_url}"
-    if reason is None:
-        return DatasetMissingError(f"{what}; set dataset.download=true or download {fetch} into that folder")
-    return DatasetMissingError(
-        f"{what} and the download failed ({reason}); download {fetch} into that folder"
-    )
-
-
 def fetch_missing(
     name: str,
     folder: Path,
@@ -155,13 +132,19 @@ def fetch_missing(
     mirrors: Sequence[str],
     download: bool,
 ) -> None:
-    """Download ``files`` (name, MD5) into ``folder`` from the first working mirror, or raise the
-    :func:`missing_error` for the ``missing`` files (also when ``download`` is false)."""
+    """Download ``files`` (name, MD5) into ``folder`` from the first working mirror, or raise a one-line
+    ``DatasetMissingError`` naming the ``missing`` files and what to download by hand (also when
+    ``download`` is false)."""
     names = [file for file, _ in files]
+    what = f"{name} not found in {folder} (missing {', '.join(missing)})"
+    them = "them" if names == list(missing) else ", ".join(names)
+    fetch = f"{mirrors[0]}{names[0]}" if len(names) == 1 else f"{them} from {mirrors[0]}"
     if not download:
-        raise missing_error(name, folder, missing, mirrors[0], names)
+        raise DatasetMissingError(f"{what}; set dataset.download=true or download {fetch} into that folder")
     for file, md5 in files:
         try:
             download_file([mirror + file for mirror in mirrors], folder / file, md5)
         except DownloadError as err:
-            raise missing_error(name, folder, missing, mirrors[0], names, str(err)) from err
+            raise DatasetMissingError(
+                f"{what} and the download failed ({err}); download {fetch} into that folder"
+            ) from err

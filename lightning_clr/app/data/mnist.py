@@ -133,17 +133,14 @@ class MNISTDataModule(ClassificationDataModule):
 
     def _find(self, filename: str) -> Path | None:
         """``filename`` (a ``.gz`` name) or its uncompressed twin, whichever is in ``raw_dir``."""
-        for path in (self.raw_dir / filename, self.raw_dir / filename.removesuffix(".gz")):
-            if path.is_file():
-                return path
-        return None
+        paths = (self.raw_dir / filename, self.raw_dir / filename.removesuffix(".gz"))
+        return next((path for path in paths if path.is_file()), None)
 
     def _ensure_files(self) -> None:
         missing = [(name, md5) for name, md5 in self.resources if self._find(name) is None]
         if missing:
-            names = [name for name, _ in missing]
             mirrors = self.mirrors or self.default_mirrors
-            fetch_missing(self.name, self.raw_dir, names, missing, mirrors, self.download)
+            fetch_missing(self.name, self.raw_dir, [n for n, _ in missing], missing, mirrors, self.download)
 
     def _read_pair(self, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
         images_path = self._find(f"{prefix}-images-idx3-ubyte.gz")

@@ -84,9 +84,7 @@ class MNIST1DDataModule(ClassificationDataModule):
 
     def load_splits(self) -> Splits:
         """Load the cached arrays (generating them first if needed) as tensors."""
-        arrays = self._load_cache() if self.cache_path.is_file() else None
-        if arrays is None:
-            arrays = self._generate()
+        arrays = (self._load_cache() if self.cache_path.is_file() else None) or self._generate()
         x, y, x_test, y_test = (torch.from_numpy(arrays[name]) for name in ARRAYS)
         return Splits(x.float().unsqueeze(1), y.long(), x_test.float().unsqueeze(1), y_test.long())
 

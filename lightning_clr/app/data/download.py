@@ -8,9 +8,10 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rich.console import Console
 from rich.progress import (
@@ -48,40 +49,42 @@ def download_file(urls: Sequence[str], destination: Path, md5: str | None = None
         >>> src.with_name("copy.txt").read_text()
         'hello'
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in urls:
         try:
-            got = _fetch(url, destination, md5)
-        except OSError as err:  # URLError, HTTPError, timeouts and disk errors are all OSErrors
-            failures.append(f"{url}: {err}")
-            continue
-        if got is None:
+            _fetch(url, destination, md5)
             return
-        failures.append(f"{url}: MD5 mismatch, expected {md5} but got {got}")
+        except OSError as err:  # URLError, HTTPError, timeouts, disk errors and DownloadError are OSErrors
+            failures.append(f"{url}: {err}")
     raise DownloadError("; ".join(failures).replace("\n", " ") or "no URL to download from")
 
 
-def _fetch(url: str, destination: Path, md5: str | None) -> str | None:
-    """Download ``url`` to ``destination``; return None on success, else the mismatching MD5."""
+def _fetch(url: str, destination: Path, md5: str | None) -> None:
+    """Download ``url`` to ``destination``, or raise :class:`DownloadError` if its MD5 is not ``md5``."""
     request = urllib.request.Request(url, headers={"User-Agent": "lightning-clr"})
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
         digest = hashlib.md5(usedforsecurity=False)
-        fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, _progress() as progress:
-                task = progress.add_task(url, total=total)
-                while chunk := response.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    progress.advance(task, len(chunk))
-            if md5 is not None and digest.hexdigest() != md5:
-                return digest.hexdigest()
-            os.replace(partial, destination)
-            return None
-        finally:
-            Path(partial).unlink(missing_ok=True)
+        with written_atomically(destination) as out, _progress() as progress:
+            task = progress.add_task(url, total=int(response.headers.get("Content-Length") or 0) or None)
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                progress.advance(task, len(chunk))
+            if md5 is not None and digest.hexdigest() != md5:  # the partial file is then thrown away
+                raise DownloadError(f"MD5 mismatch, expected {md5} but got {digest.hexdigest()}")
+
+
+@contextmanager
+def written_atomically(destination: Path) -> Iterator[BinaryIO]:
+    """A file to write that becomes ``destination`` when the block ends, and vanishes if it raises."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+        os.replace(partial, destination)
+    finally:
+        Path(partial).unlink(missing_ok=True)
 
 
 def _progress() -> Progress:

@@ -97,11 +97,9 @@ def _placeholders(args: Mapping[str, Any], pending: list[str]) -> dict[str, Any]
     """Valid stand-ins for arguments the range test will supply."""
     values: dict[str, Any] = {}
     base, high = args.get("base_lr"), args.get("max_lr")
-    if "base_lr" in pending and "max_lr" in pending:
-        values.update(base_lr=1e-3, max_lr=4e-3)
-    elif "base_lr" in pending:
+    if "base_lr" in pending:  # a quarter of max_lr, or 1e-3 beside an `auto` max_lr
         values["base_lr"] = high / 4 if isinstance(high, int | float) else 1e-3
-    elif "max_lr" in pending:
+    if "max_lr" in pending:
         values["max_lr"] = base * 4 if isinstance(base, int | float) else 4e-3
     if "step_size" in pending:
         values.update(step_size=1, step_size_epochs=None)
@@ -134,6 +132,8 @@ TRAINER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "must be a fraction of an epoch in (0.0, 1.0] or a number of batches >= 1",
     ),
     "deterministic": (lambda v: v in (True, False, "warn"), "must be true, false or 'warn'"),
+    "max_epochs": (lambda v: v != 0, "trains nothing: give at least 1"),
+    "max_steps": (lambda v: v != 0, "trains nothing: give at least 1"),
 }
 
 
@@ -147,11 +147,7 @@ def check_trainer(trainer: Mapping[str, Any], policy: Policy | None = None) -> N
         value = trainer.get(key)
         if value is not None and not rule(value):
             raise ConfigError(f"trainer.{key}={value!r} {allowed}")
-    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
-    if max_epochs == 0 or max_steps == 0:
-        key = "max_epochs" if max_epochs == 0 else "max_steps"
-        raise ConfigError(f"trainer.{key}=0 trains nothing: give at least 1")
-    endless = max_epochs == -1 and max_steps == -1
+    endless = trainer.get("max_epochs") == -1 and trainer.get("max_steps", -1) == -1
     if endless and policy is not None and policy.needs_run_length:
         raise ConfigError(
             f"trainer.max_epochs=-1 with max_steps=-1 trains without end, but policy {policy.name} needs the "

@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -27,15 +28,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lightning_clr.app.checks import ConfigError, check_run, check_writable_dir
 
-
-def config_dir() -> Path:
-    """The configs: ``lightning_clr/conf/`` in an installed wheel, else the source tree's ``conf/``."""
-    package = Path(__file__).resolve().parents[1]
-    packaged = package / "conf"
-    return packaged if packaged.is_dir() else package.parent / "conf"
-
-
-CONFIG_DIR = config_dir()
+_PACKAGE = Path(__file__).resolve().parents[1]
+#: The configs: ``lightning_clr/conf/`` in an installed wheel, else the source tree's ``conf/``.
+CONFIG_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
 
 Task = Callable[[DictConfig], Any]
 
@@ -59,13 +54,12 @@ def override_error(
     register()
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
-        variants = _variants(overrides)
     except HydraException as error:
-        return _one_line(error)
+        return _one_line(error)[0]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            for variant in variants:
+            for variant in _variants(parsed):
                 cfg, errors = _compose_naming_every_error(config_name, variant)
                 if errors:
                     return "\n".join(errors)
@@ -110,16 +104,21 @@ def _compose_naming_every_error(config_name: str, overrides: Sequence[str]) -> t
         except ConfigCompositionException as error:
             message, culprit = _unknown_key(error, remaining, config_name)
         except (HydraException, OmegaConfBaseException) as error:
-            message, culprit = _one_line(error), _merging(error)
+            message, culprit = _one_line(error)
         errors.append(message)
-        matches = [o for o in remaining if culprit is not None and _key(o) == culprit]
+        matches = [o for o in remaining if culprit is not None and override_key(o) == culprit]
         if not matches:
             break
         remaining.remove(matches[0])
     return None, errors
 
 
-def _key(override: str) -> str:
+def override_key(override: str) -> str:
+    """The key an override sets.
+
+    >>> override_key("+trainer.max_epochs=3")
+    'trainer.max_epochs'
+    """
     return override.split("=", 1)[0].lstrip("+~")
 
 
@@ -145,7 +144,10 @@ def hydra_app(task: Task | str, config_name: str = "config") -> None:
             if in_multirun():  # one job of a sweep: let the sweep record it and run the others
                 raise
             fail(str(error))
-        return _resolve(task)(cfg)
+        if isinstance(task, str):
+            module, _, name = task.partition(":")
+            return getattr(importlib.import_module(module), name)(cfg)
+        return task(cfg)
 
     hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)(checked_task)()
 
@@ -171,33 +173,23 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def _resolve(task: Task | str) -> Task:
-    if callable(task):
-        return task
-    module, _, name = task.partition(":")
-    function: Task = getattr(importlib.import_module(module), name)
-    return function
-
-
-def _variants(overrides: Sequence[str]) -> list[list[str]]:
+def _variants(parsed: Sequence[Override]) -> list[list[str]]:
     """Non-sweep override lists covering every value of every swept key once."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    choices: list[list[str]] = []
-    for override in parsed:
-        key = override.get_key_element()
-        if override.is_sweep_override():
-            try:
-                values = [str(v) for v in override.sweep_string_iterator()]
-            except Exception:  # an interval or other sweep a sweeper samples: nothing to enumerate
-                values = []
-            choices.append([f"{key}={v}" for v in values])
-        else:
-            choices.append([str(override.input_line)])  # set for every override parsed from text
-    variants = [[options[0] for options in choices if options]]
-    for i, options in enumerate(choices):
-        for option in options[1:]:
-            variants.append([option if j == i else opts[0] for j, opts in enumerate(choices) if opts])
-    return variants
+    choices = [options for options in map(_values, parsed) if options]
+    first = [options[0] for options in choices]
+    return [first] + [
+        [*first[:i], option, *first[i + 1 :]] for i, options in enumerate(choices) for option in options[1:]
+    ]
+
+
+def _values(override: Override) -> list[str]:
+    """The override once per value it gives (none for a sweep a sweeper samples, e.g. an interval)."""
+    if not override.is_sweep_override():
+        return [str(override.input_line)]  # set for every override parsed from text
+    try:
+        return [f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()]
+    except Exception:  # an interval or other sweep a sweeper samples: nothing to enumerate
+        return []
 
 
 def _missing_option(error: MissingConfigException, overrides: Sequence[str]) -> tuple[str, str | None]:
@@ -206,17 +198,18 @@ def _missing_option(error: MissingConfigException, overrides: Sequence[str]) -> 
     plugin_group, _, plugin = missing.removeprefix("hydra/").rpartition("/")
     if missing.startswith("hydra/") and plugin_group in ("sweeper", "launcher"):
         package = PLUGINS.get(plugin, f"the Hydra {plugin_group} plugin '{plugin}'")
-        asked = " ".join(o for o in overrides if _key(o) in ("hparams_search", "strategy")) or "the config"
+        chosen = [o for o in overrides if override_key(o) in ("hparams_search", "strategy")]
+        asked = " ".join(chosen) or "the config"
         return (
             f"{asked} needs Hydra's {plugin_group} '{plugin}', which is not installed: "
             f'pip install "lightning-clr[sweeps]" (it brings {package})'
         ), None
     group = missing.split("/")[0]
-    value = next((o.split("=", 1)[1] for o in overrides if _key(o) == group), None)
+    value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == group), None)
     options = ", ".join(sorted(error.options or []))
     if value is not None and options:
         return f"{group}={value} is not a config of group '{group}'; choose one of: {options}", group
-    return _one_line(error), None
+    return _one_line(error)[0], None
 
 
 def _unknown_key(
@@ -225,11 +218,11 @@ def _unknown_key(
     """The line for a key the config does not have (with the keys it has), and that key."""
     match = re.match(r"Could not override '([^']+)'", str(error))
     if match is None:
-        return _one_line(error), _merging(error)
+        return _one_line(error)
     key = match.group(1)
     parent, _, name = key.rpartition(".")
     try:  # the groups chosen give the structure; other overrides may be bad too
-        root = compose(config_name, overrides=[o for o in overrides if "." not in _key(o)])
+        root = compose(config_name, overrides=[o for o in overrides if "." not in override_key(o)])
     except (HydraException, OmegaConfBaseException):
         root = OmegaConf.create()
     node = OmegaConf.select(root, parent) if parent else None
@@ -247,16 +240,12 @@ def _unknown_key(
     return f"{key}: {where}{hint} (add a new key with +{key}=...)", key
 
 
-def _merging(error: BaseException) -> str | None:
-    """The key of the override whose value could not be merged, if the error says so."""
+def _one_line(error: BaseException) -> tuple[str, str | None]:
+    """The error in one line, and the key of the override whose value could not be merged, if it says so."""
     merging = re.match(r"Error merging override (\S+)", str(error))
-    return None if merging is None else _key(merging.group(1))
-
-
-def _one_line(error: BaseException) -> str:
-    merging = re.match(r"Error merging override (\S+)", str(error))
+    culprit = None if merging is None else override_key(merging.group(1))
     if merging is not None and error.__cause__ is not None:  # a typed key: say what the value failed
-        return f"{merging.group(1)}: {str(error.__cause__).splitlines()[0]}"
+        return f"{merging.group(1)}: {str(error.__cause__).splitlines()[0]}", culprit
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(("object_type=", "Set the environment"))]
-    return "; ".join(lines) if lines else type(error).__name__
+    return ("; ".join(lines) if lines else type(error).__name__), culprit

@@ -41,10 +41,8 @@ def build_range_test(range_test_cfg: DictConfig | Mapping[str, Any], **kwargs: A
     >>> build_range_test({"min_lr": 1e-4, "num_epochs": 2}).update
     'pending'
     """
-    args = {**_plain(range_test_cfg, "range_test"), **kwargs}
-    args.setdefault("update", "pending")
     try:
-        return LRRangeTest(**args)
+        return LRRangeTest(**{"update": "pending", **_plain(range_test_cfg, "range_test"), **kwargs})
     except (ValueError, TypeError) as error:
         raise keyed("range_test", error) from error
 

@@ -69,10 +69,8 @@ def clr_layout(
     if range_test_metrics:
         section = {"range test: learning rate": _multiline("^range_test/lr$")}
         for metric in range_test_metrics:
-            if metric == "loss":
-                section["range test: loss"] = _multiline("^range_test/loss$", "^range_test/smoothed_loss$")
-            else:
-                section[f"range test: {metric}"] = _multiline(f"^range_test/{metric}$")
+            tags = (metric, "smoothed_loss") if metric == "loss" else (metric,)
+            section[f"range test: {metric}"] = _multiline(*(f"^range_test/{tag}$" for tag in tags))
         layout[RANGE_TEST_SECTION] = section
     return layout
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch.distributed
 
+from lightning_clr.app.cli import in_multirun, override_key
 from lightning_clr.compat import HYDRA_COMMAND_HOOK, HYDRA_LAUNCHER_MODULES, PROCESS_OBSERVER_HOOK
 
 #: What Lightning's launcher writes into ``os.environ`` for the ranks of one run.
@@ -102,9 +103,7 @@ def distributed_job() -> Iterator[None]:
         >>> with distributed_job():
         ...     pass  # build the Trainer and fit here
     """
-    from lightning_clr.app.cli import in_multirun
-
-    saved_env = {name: os.environ.get(name) for name in LAUNCH_ENV}
+    saved_env = {name: os.environ[name] for name in LAUNCH_ENV if name in os.environ}
     observer = RankObserver()
     try:
         with hydra_subprocess_command(hydra_child_command, observer.start if in_multirun() else None):
@@ -118,15 +117,13 @@ def distributed_job() -> Iterator[None]:
         observer.stop()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        for name in LAUNCH_ENV:
+            os.environ.pop(name, None)
+        os.environ.update(saved_env)
 
 
 def _drives_sweep(override: str) -> bool:
-    key = override.split("=", 1)[0].lstrip("+~")
+    key = override_key(override)
     return any(key == sweep_key or key.startswith(sweep_key + ".") for sweep_key in _SWEEP_KEYS)
 
 
@@ -173,25 +170,23 @@ class RankObserver:
         return self.died
 
     def _watch(self, children: list[subprocess.Popen]) -> None:
+        """Poll ``children`` until all succeed or one fails (then name it in ``died`` and kill the rest)."""
         try:
-            self._watch_until_one_ends(children)
+            while not self._stopped.wait(self.period_s):
+                codes = [child.poll() for child in children]
+                if all(code == 0 for code in codes):
+                    return
+                dead = next(((rank, code) for rank, code in enumerate(codes, start=1) if code), None)
+                if dead is not None:
+                    rank, code = dead
+                    how = signal.Signals(-code).name if code < 0 else f"exit status {code}"
+                    self.died = f"rank {rank} ended with {how}"
+                    for child in children:
+                        if child.poll() is None:
+                            child.kill()
+                    return
         finally:
             self._done.set()
-
-    def _watch_until_one_ends(self, children: list[subprocess.Popen]) -> None:
-        while not self._stopped.wait(self.period_s):
-            codes = [child.poll() for child in children]
-            if all(code == 0 for code in codes):
-                return
-            dead = next(((rank, code) for rank, code in enumerate(codes, start=1) if code), None)
-            if dead is not None:
-                rank, code = dead
-                how = signal.Signals(-code).name if code < 0 else f"exit status {code}"
-                self.died = f"rank {rank} ended with {how}"
-                for child in children:
-                    if child.poll() is None:
-                        child.kill()
-                return
 
 
 @contextmanager

@@ -91,31 +91,27 @@ def preview(cfg: DictConfig) -> Figure:
     steps_per_epoch, total = planned_steps(cfg)
     resume = _resume_from(cfg, cyclic_lr)
     policy = cyclic_lr.policy.resolve(steps_per_epoch, total)
-    base_momentum, max_momentum = (
-        (cyclic_lr.base_momentum, cyclic_lr.max_momentum) if cyclic_lr.cycle_momentum else (None, None)
-    )
+    plans: Policy | dict[str, Policy] = policy
+    num_steps, marks = total, None
     arguments = ", ".join(f"{key}={value}" for key, value in policy.params().items() if value is not None)
     title = f"{policy.name}: {arguments}\n{total} optimizer steps, {steps_per_epoch} per epoch"
-    if resume is None:
-        return plot_schedule(
-            policy,
-            total,
-            steps_per_epoch=steps_per_epoch,
-            title=title,
-            base_momentum=base_momentum,
-            max_momentum=max_momentum,
+    if resume is not None:
+        then, then_steps, step = resume
+        plans = {f"as planned ({then_steps} steps)": then, f"resumed ({total} steps)": policy}
+        num_steps, marks = max(total, then_steps), {f"resume at step {step}": step}
+        title = (
+            f"{policy.name} resumed at step {step} of a run planned for {then_steps} optimizer steps\n"
+            f"re-planned for {total} steps ({steps_per_epoch} per epoch)"
         )
-    then, then_steps, step = resume
-    plans = {f"as planned ({then_steps} steps)": then, f"resumed ({total} steps)": policy}
+    cycled = cyclic_lr.cycle_momentum
     return plot_schedule(
         plans,
-        max(total, then_steps),
+        num_steps,
         steps_per_epoch=steps_per_epoch,
-        title=f"{policy.name} resumed at step {step} of a run planned for {then_steps} optimizer steps\n"
-        f"re-planned for {total} steps ({steps_per_epoch} per epoch)",
-        marks={f"resume at step {step}": step},
-        base_momentum=base_momentum,
-        max_momentum=max_momentum,
+        title=title,
+        marks=marks,
+        base_momentum=cyclic_lr.base_momentum if cycled else None,
+        max_momentum=cyclic_lr.max_momentum if cycled else None,
     )
 
 

@@ -19,13 +19,14 @@ import ast
 import dataclasses
 import importlib.util
 import inspect
-import re
 import typing
 from collections.abc import Callable, Collection
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf
 
 from lightning_clr.app.slurm import gpus_per_node
@@ -80,7 +81,8 @@ def _schema(name: str, parameters: list[tuple[str, Any, Any]], target_path: str 
     return dataclasses.make_dataclass(name, fields)
 
 
-_SOURCE_TYPES = {hint.__name__: hint for hint in _PLAIN}
+#: Annotations in Lightning's source that a schema types; any other is left to the constructor.
+_SOURCE_TYPES = {t.__name__: t for t in _PLAIN} | {f"Optional[{t.__name__}]": Optional[t] for t in _PLAIN}  # noqa: UP045
 
 
 def _trainer_parameters_from_source(exclude: Collection[str]) -> list[tuple[str, Any, Any]] | None:
@@ -104,10 +106,7 @@ def _trainer_parameters_from_source(exclude: Collection[str]) -> list[tuple[str,
         except ValueError:
             value = None
         annotation = ast.unparse(argument.annotation) if argument.annotation is not None else ""
-        optional = re.fullmatch(r"Optional\[(\w+)\]", annotation)
-        hint: Any = _SOURCE_TYPES.get(annotation if optional is None else optional.group(1), Any)
-        field_type = Optional[hint] if optional is not None and hint is not Any else hint  # noqa: UP045
-        parameters.append((argument.arg, field_type, value))
+        parameters.append((argument.arg, _SOURCE_TYPES.get(annotation, Any), value))
     return parameters
 
 
@@ -115,7 +114,12 @@ def register() -> None:
     """Store the schemas as ``trainer/schema`` and ``range_test/schema`` in Hydra's ConfigStore, and the
     app's resolver ``gpus_per_node`` (``conf/strategy/slurm.yaml``) with OmegaConf."""
     OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)
-    _register_slurm_launcher()
+    # our SLURM launcher, however the package is installed (an editable install serves ``hydra_plugins``
+    # through an import hook, which Hydra's folder listing misses); without the [sweeps] extra, none
+    with suppress(ImportError):
+        from hydra_plugins.lightning_clr_slurm.slurm_sweep_launcher import SlurmSweepLauncher
+
+        Plugins.instance().register(SlurmSweepLauncher)
     store = ConfigStore.instance()
     store.store(group="trainer", name="schema", node=trainer_schema())
     store.store(group="range_test", name="schema", node=range_test_schema())
@@ -130,15 +134,3 @@ def _field_type(hint: Any) -> Any:
         if len(rest) == 1 and rest[0] in _PLAIN:
             return Optional[rest[0]]  # noqa: UP045 - OmegaConf needs typing.Optional, not X | None
     return Any
-
-
-def _register_slurm_launcher() -> None:
-    """Make our SLURM launcher known to Hydra however the package is installed (an editable install serves
-    ``hydra_plugins`` through an import hook, which Hydra's folder listing misses)."""
-    from hydra.core.plugins import Plugins
-
-    try:
-        from hydra_plugins.lightning_clr_slurm.slurm_sweep_launcher import SlurmSweepLauncher
-    except ImportError:  # hydra-submitit-launcher is not installed: the [sweeps] extra
-        return
-    Plugins.instance().register(SlurmSweepLauncher)

@@ -16,15 +16,12 @@ import math
 import statistics
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-
-if TYPE_CHECKING:
-    from rich.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +59,16 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN or not _rank_zero():
             return
-        output_dir = Path(config.hydra.runtime.output_dir)
         error = ""
         try:
             _ = job_return.return_value  # re-raises the job's exception
         except Exception as exception:
-            number = config.hydra.job.num
-            log.error("job %s failed", number, exc_info=(type(exception), exception, exception.__traceback__))
-            first_line = (str(exception).strip().splitlines() or [""])[0]
-            error = f"{type(exception).__name__}: {first_line}"
+            log.error("job %s failed", config.hydra.job.num, exc_info=exception)
+            error = f"{type(exception).__name__}: {(str(exception).strip().splitlines() or [''])[0]}"
             job_return.status = JobStatus.COMPLETED
             job_return.return_value = math.nan
         write_record(
-            output_dir,
+            Path(config.hydra.runtime.output_dir),
             int(config.hydra.job.num),
             config.hydra.job.override_dirname,
             self.metric,
@@ -86,14 +80,10 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         records = read_records(sweep_dir)
-        write_csv(records, sweep_dir / SUMMARY_FILE)
-        from rich.console import Console
-
-        Console().print(table(records, f"{sweep_dir / SUMMARY_FILE}"))
+        report(records, sweep_dir / SUMMARY_FILE)
         policies = by_policy(records, self.metric)
         if len(policies) > 1:
-            write_csv(policies, sweep_dir / POLICY_SUMMARY_FILE)
-            Console().print(table(policies, f"by policy: {sweep_dir / POLICY_SUMMARY_FILE}"))
+            report(policies, sweep_dir / POLICY_SUMMARY_FILE, "by policy: ")
         failed = [record for record in records if record["status"] != "completed"]
         if failed:
             names = ", ".join(f"{r['job']} ({r['overrides']}): {r['error']}" for r in failed)
@@ -206,34 +196,26 @@ def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
     return sorted(records, key=lambda record: record["job"])
 
 
-def _columns(records: list[dict[str, Any]]) -> list[str]:
-    """The table's columns: the record's, less what only the comparison of policies reads."""
-    if not records:
-        return list(COLUMNS)
-    per_job = "job" in records[0]  # the overrides already say the policy and seed
-    return [c for c in records[0] if not (per_job and c in ("policy", "seed", "curve"))]
-
-
-def write_csv(records: list[dict[str, Any]], path: Path) -> None:
-    """Write the rows as a CSV table (one per job or per policy), the metric columns named as recorded."""
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=_columns(records), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(records)
-
-
-def table(records: list[dict[str, Any]], title: str) -> Table:
-    """The records as a rich table for the terminal."""
+def report(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Write the rows (one per job or per policy) as a CSV table, the metric columns named as recorded, and
+    print them as a table titled ``<title><path>``; a job's policy, seed and curve are left out (its
+    overrides say them)."""
+    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    columns = _columns(records)
-    result = Table(title=title)
+    first = rows[0] if rows else dict.fromkeys(COLUMNS)
+    columns = [c for c in first if not ("job" in first and c in ("policy", "seed", "curve"))]
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    table = Table(title=f"{title}{path}")
     for column in columns:
-        result.add_column(column, overflow="fold")
-    for record in records:
-        result.add_row(*("" if record[c] is None else escape(str(record[c])) for c in columns))
-    return result
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else escape(str(row[c])) for c in columns))
+    Console().print(table)
 
 
 def by_policy(records: list[dict[str, Any]], metric: str = "val_acc") -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_clr.app.checks import first_line
-from lightning_clr.app.cli import fail, in_multirun
+from lightning_clr.app.cli import fail, in_multirun, override_key
 from lightning_clr.app.config import (
     ConfigError,
     build,
@@ -65,19 +65,14 @@ def build_run(cfg: DictConfig, with_policy: bool = True) -> Run:
     cyclic_lr = build_cyclic_lr(cfg.policy) if with_policy and cfg.get("policy") is not None else None
     datamodule = build("dataset", cfg.dataset)
     net = build("model", cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes)
-    module = ClassificationModule(
-        net=net, optimizer=build_optimizer(cfg.optimizer), num_classes=datamodule.num_classes
-    )
+    module = ClassificationModule(net, build_optimizer(cfg.optimizer), datamodule.num_classes)
     named = {name: build(f"callbacks.{name}", node) for name, node in (cfg.get("callbacks") or {}).items()}
     tester = build_range_test(cfg.range_test, output_dir=cfg.paths.output_dir)  # checked even if unused
     _check_monitors(cfg, named, tester)
-    callbacks = list(named.values())
-    if not cfg.trainer.get("enable_progress_bar", True):
-        callbacks = [callback for callback in callbacks if not isinstance(callback, ProgressBar)]
-    if cyclic_lr is not None:
-        if cyclic_lr.pending:  # `auto` bounds: the range test at fit start supplies them
-            callbacks.append(tester)
-        callbacks.append(cyclic_lr)
+    bar = cfg.trainer.get("enable_progress_bar", True)
+    callbacks = [callback for callback in named.values() if bar or not isinstance(callback, ProgressBar)]
+    if cyclic_lr is not None:  # with `auto` bounds, the range test at fit start supplies them
+        callbacks += [tester, cyclic_lr] if cyclic_lr.pending else [cyclic_lr]
     loggers = [build(f"logger.{name}", node) for name, node in (cfg.get("logger") or {}).items()]
     trainer = build("trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return Run(trainer, module, datamodule, cyclic_lr, _checkpoint(cfg, module))
@@ -105,12 +100,8 @@ def train_command(bounds: Bounds) -> str:
     if bounds.step_size is not None:
         found["policy.step_size"] = str(bounds.step_size)
     given = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-    kept = [
-        override
-        for override in given
-        if not override.lstrip("+~").startswith(("range_test.", "range_test=", "hydra."))
-        and override.lstrip("+~").split("=", 1)[0] not in found
-    ]
+    kept = [o for o in given if override_key(o).split(".")[0] not in ("range_test", "hydra")]
+    kept = [o for o in kept if override_key(o) not in found]
     program = "clr-train" if Path(sys.argv[0]).name == "clr-range-test" else "python scripts/train.py"
     return " ".join([program, *(shlex.quote(o) for o in kept), *(f"{k}={v}" for k, v in found.items())])
 
@@ -183,22 +174,15 @@ def one_line_errors() -> Iterator[None]:
 
 def _check_monitors(cfg: DictConfig, callbacks: dict[str, Any], tester: LRRangeTest) -> None:
     """Every metric a callback, the range test or the sweeper watches is one the model logs."""
-    logged = ClassificationModule.FIT_METRICS
-    monitors = {
-        f"callbacks.{name}.monitor": getattr(callback, "monitor", None)
-        for name, callback in callbacks.items()
-    }
-    for key, monitor in {**monitors, "optimized_metric": cfg.get("optimized_metric")}.items():
-        if monitor is not None and monitor not in logged:
-            raise ConfigError(
-                f"{key}={monitor!r} is not a metric the model logs; choose one of: {', '.join(logged)}"
-            )
-    watched = tester.config.monitor
-    if watched != "loss" and watched not in ClassificationModule.VALIDATION_METRICS:
-        choices = ", ".join(("loss", *ClassificationModule.VALIDATION_METRICS))
-        raise ConfigError(
-            f"range_test.monitor={watched!r} is not a metric the test can watch; choose one of: {choices}"
-        )
+    logged, testable = ClassificationModule.FIT_METRICS, ("loss", *ClassificationModule.VALIDATION_METRICS)
+    watched = [(f"callbacks.{name}.monitor", getattr(c, "monitor", None)) for name, c in callbacks.items()]
+    for key, metric, allowed, what in [
+        *((key, metric, logged, "the model logs") for key, metric in watched),
+        ("optimized_metric", cfg.get("optimized_metric"), logged, "the model logs"),
+        ("range_test.monitor", tester.config.monitor, testable, "the test can watch"),
+    ]:
+        if metric is not None and metric not in allowed:
+            raise ConfigError(f"{key}={metric!r} is not a metric {what}; choose one of: {', '.join(allowed)}")
 
 
 def checkpoint_file(cfg: DictConfig) -> Path | None:
@@ -233,26 +217,20 @@ def checkpoint_file(cfg: DictConfig) -> Path | None:
 def _latest_run_like(cfg: DictConfig, run_dir: Path) -> Path | None:
     """The newest ``last.ckpt`` of a run beside ``run_dir`` that trained the same data set and model (with
     the same kind of optimizer, whose state it holds)."""
-    candidates = sorted(
-        run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime, reverse=True
-    )
-    for last in candidates:
+    lasts = sorted(run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda path: -path.stat().st_mtime)
+    trained = _trained(cfg)
+    for last in lasts:
         saved = last.parent.parent / ".hydra" / "config.yaml"
-        if last.parent.parent == run_dir or not saved.is_file():
-            continue
-        then = OmegaConf.load(saved)
-        if all(
-            _settings(then, key) == _settings(cfg, key) for key in ("optimizer._target_", "dataset", "model")
-        ):
+        if last.parent.parent != run_dir and saved.is_file() and _trained(OmegaConf.load(saved)) == trained:
             return last
     return None
 
 
-def _settings(cfg: Any, key: str) -> Any:
-    """A config group's values, resolved, without where its files live."""
-    node = OmegaConf.select(cfg, key)
-    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    return {k: v for k, v in values.items() if k != "data_dir"} if isinstance(values, dict) else values
+def _trained(cfg: Any) -> list[Any]:
+    """The optimizer's kind, the data set and the model a config trains, resolved, less the data's folder."""
+    nodes = [OmegaConf.select(cfg, key) for key in ("optimizer._target_", "dataset", "model")]
+    values = [OmegaConf.to_container(n, resolve=True) if isinstance(n, DictConfig) else n for n in nodes]
+    return [{k: v for k, v in x.items() if k != "data_dir"} if isinstance(x, dict) else x for x in values]
 
 
 def _checkpoint(cfg: DictConfig, module: pl.LightningModule) -> str | None:
@@ -270,26 +248,25 @@ def _checkpoint(cfg: DictConfig, module: pl.LightningModule) -> str | None:
 
 def _check_checkpoint(path: str | Path, module: pl.LightningModule) -> None:
     """Load ``path`` as fit will (``weights_only=True``), so a bad file or another model's fails now."""
+    key = f"ckpt_path={str(path)!r}"
     with open(path, "rb") as file:
         magic = file.read(2)
     if magic not in (b"PK", b"\x80\x02"):  # torch.save's zip archive, or its legacy pickle
         raise ConfigError(
-            f"ckpt_path={str(path)!r} is not a checkpoint: not a file written by torch.save "
-            "(give a .ckpt file that Lightning saved, or `last`)"
+            f"{key} is not a checkpoint: not a file written by torch.save (give a .ckpt file that Lightning "
+            "saved, or `last`)"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ConfigError(
-            f"ckpt_path={str(path)!r} is not a readable checkpoint ({first_line(error)})"
-        ) from None
+        raise ConfigError(f"{key} is not a readable checkpoint ({first_line(error)})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(f"ckpt_path={str(path)!r} is not a Lightning checkpoint (no state_dict)")
+        raise ConfigError(f"{key} is not a Lightning checkpoint (no state_dict)")
     mismatch = _weights_mismatch(checkpoint["state_dict"], module.state_dict())
     if mismatch:
         raise ConfigError(
-            f"ckpt_path={str(path)!r} holds the weights of another model ({mismatch}): resume with the "
-            "model, dataset and config it was trained with"
+            f"{key} holds the weights of another model ({mismatch}): resume with the model, dataset and "
+            "config it was trained with"
         )
 
 

@@ -46,14 +46,10 @@ def random_crop_flip(images: Tensor, padding: int = 4, fill: Sequence[float] | f
 class _NumpyUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists and numpy arrays only, so a tampered file cannot run code."""
 
-    allowed = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("_codecs", "encode"),
+    allowed = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")} | {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -103,25 +99,6 @@ class CIFAR10DataModule(ClassificationDataModule):
 
     def prepare_data(self) -> None:
         """Download and extract the archive if the batches are missing."""
-        self._ensure_files()
-
-    def load_splits(self) -> Splits:
-        """Unpickle the batches into normalised tensors."""
-        self._ensure_files()
-        return Splits(*self._read(self.train_files), *self._read(self.val_files))
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches, on the device, when ``augment`` is set."""
-        if self.augment and self.trainer is not None and self.trainer.training:
-            images, labels = batch
-            black = [-m / s for m, s in zip(self.mean, self.std, strict=True)]
-            batch = [random_crop_flip(images, padding=4, fill=black), labels]
-        return batch
-
-    def _missing(self) -> list[str]:
-        return [f for f in self.train_files + self.val_files if not (self.batches_dir / f).is_file()]
-
-    def _ensure_files(self) -> None:
         if not self._missing():
             return
         archive = self.data_dir / self.archive
@@ -136,6 +113,22 @@ class CIFAR10DataModule(ClassificationDataModule):
             raise DataFileError(
                 f"{archive} has no {self.folder}/{self._missing()[0]}; delete it and download again"
             )
+
+    def load_splits(self) -> Splits:
+        """Unpickle the batches into normalised tensors."""
+        self.prepare_data()
+        return Splits(*self._read(self.train_files), *self._read(self.val_files))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches, on the device, when ``augment`` is set."""
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            black = [-m / s for m, s in zip(self.mean, self.std, strict=True)]
+            batch = [random_crop_flip(images, padding=4, fill=black), labels]
+        return batch
+
+    def _missing(self) -> list[str]:
+        return [f for f in self.train_files + self.val_files if not (self.batches_dir / f).is_file()]
 
     def _read(self, files: Sequence[str]) -> tuple[Tensor, Tensor]:
         images, labels = zip(*(self._read_batch(self.batches_dir / f) for f in files), strict=True)

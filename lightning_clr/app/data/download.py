@@ -8,9 +8,10 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rich.console import Console
 from rich.progress import (
@@ -48,40 +49,42 @@ def download_file(urls: Sequence[str], destination: Path, md5: str | None = None
         >>> src.with_name("copy.txt").read_text()
         'hello'
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in urls:
         try:
-            got = _fetch(url, destination, md5)
-        except OSError as err:  # URLError, HTTPError, timeouts and disk errors are all OSErrors
-            failures.append(f"{url}: {err}")
-            continue
-        if got is None:
+            _fetch(url, destination, md5)
             return
-        failures.append(f"{url}: MD5 mismatch, expected {md5} but got {got}")
+        except OSError as err:  # URLError, HTTPError, timeouts, disk errors and DownloadError are OSErrors
+            failures.append(f"{url}: {err}")
     raise DownloadError("; ".join(failures).replace("\n", " ") or "no URL to download from")
 
 
-def _fetch(url: str, destination: Path, md5: str | None) -> str | None:
-    """Download ``url`` to ``destination``; return None on success, else the mismatching MD5."""
+def _fetch(url: str, destination: Path, md5: str | None) -> None:
+    """Download ``url`` to ``destination``, or raise :class:`DownloadError` if its MD5 is not ``md5``."""
     request = urllib.request.Request(url, headers={"User-Agent": "lightning-clr"})
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
         digest = hashlib.md5(usedforsecurity=False)
-        fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, _progress() as progress:
-                task = progress.add_task(url, total=total)
-                while chunk := response.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    progress.advance(task, len(chunk))
-            if md5 is not None and digest.hexdigest() != md5:
-                return digest.hexdigest()
-            os.replace(partial, destination)
-            return None
-        finally:
-            Path(partial).unlink(missing_ok=True)
+        with written_atomically(destination) as out, _progress() as progress:
+            task = progress.add_task(url, total=int(response.headers.get("Content-Length") or 0) or None)
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                progress.advance(task, len(chunk))
+            if md5 is not None and digest.hexdigest() != md5:  # the partial file is then thrown away
+                raise DownloadError(f"MD5 mismatch, expected {md5} but got {digest.hexdigest()}")
+
+
+@contextmanager
+def written_atomically(destination: Path) -> Iterator[BinaryIO]:
+    """A file to write that becomes ``destination`` when the block ends, and vanishes if it raises."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+        os.replace(partial, destination)
+    finally:
+        Path(partial).unlink(missing_ok=True)
 
 
 def _progress() -> Progress:
@@ -124,29 +127,6 @@ def extract_tar(archive: Path, destination: Path) -> None:
         raise ValueError(f"{archive} could not be extracted ({err}); delete it and download again") from err
 
 
-def missing_error(
-    name: str,
-    folder: Path,
-    missing: Sequence[str],
-    base_url: str,
-    files: Sequence[str],
-    reason: str | None = None,
-) -> DatasetMissingError:
-    """The one-line ``DatasetMissingError`` for a data set whose ``missing`` files are not in ``folder``:
-    fetch ``files`` from ``base_url`` into it; ``reason`` says why the download failed, if one was tried.
-    """
-    what = f"{name} not found in {folder} (missing {', '.join(missing)})"
-    if len(files) == 1:
-        fetch = base_url + files[0]
-    else:
-        fetch = f"{'them' if list(files) == list(missing) else ', '.join(files)} from {base_url}"
-    if reason is None:
-        return DatasetMissingError(f"{what}; set dataset.download=true or download {fetch} into that folder")
-    return DatasetMissingError(
-        f"{what} and the download failed ({reason}); download {fetch} into that folder"
-    )
-
-
 def fetch_missing(
     name: str,
     folder: Path,
@@ -155,13 +135,19 @@ def fetch_missing(
     mirrors: Sequence[str],
     download: bool,
 ) -> None:
-    """Download ``files`` (name, MD5) into ``folder`` from the first working mirror, or raise the
-    :func:`missing_error` for the ``missing`` files (also when ``download`` is false)."""
+    """Download ``files`` (name, MD5) into ``folder`` from the first working mirror, or raise a one-line
+    ``DatasetMissingError`` naming the ``missing`` files and what to download by hand (also when
+    ``download`` is false)."""
     names = [file for file, _ in files]
+    what = f"{name} not found in {folder} (missing {', '.join(missing)})"
+    them = "them" if names == list(missing) else ", ".join(names)
+    fetch = f"{mirrors[0]}{names[0]}" if len(names) == 1 else f"{them} from {mirrors[0]}"
     if not download:
-        raise missing_error(name, folder, missing, mirrors[0], names)
+        raise DatasetMissingError(f"{what}; set dataset.download=true or download {fetch} into that folder")
     for file, md5 in files:
         try:
             download_file([mirror + file for mirror in mirrors], folder / file, md5)
         except DownloadError as err:
-            raise missing_error(name, folder, missing, mirrors[0], names, str(err)) from err
+            raise DatasetMissingError(
+                f"{what} and the download failed ({err}); download {fetch} into that folder"
+            ) from err

@@ -120,11 +120,14 @@ class MNISTDataModule(ClassificationDataModule):
 
     def prepare_data(self) -> None:
         """Download the missing IDX files (when ``download`` is true)."""
-        self._ensure_files()
+        missing = [(name, md5) for name, md5 in self.resources if self._find(name) is None]
+        if missing:
+            mirrors = self.mirrors or self.default_mirrors
+            fetch_missing(self.name, self.raw_dir, [n for n, _ in missing], missing, mirrors, self.download)
 
     def load_splits(self) -> Splits:
         """Read the IDX files into normalised tensors."""
-        self._ensure_files()
+        self.prepare_data()
         train_x, train_y = self._read_pair("train")
         if self.val_split is not None:
             train, val = random_split(len(train_y), self.val_split, self.seed)
@@ -133,22 +136,13 @@ class MNISTDataModule(ClassificationDataModule):
 
     def _find(self, filename: str) -> Path | None:
         """``filename`` (a ``.gz`` name) or its uncompressed twin, whichever is in ``raw_dir``."""
-        for path in (self.raw_dir / filename, self.raw_dir / filename.removesuffix(".gz")):
-            if path.is_file():
-                return path
-        return None
-
-    def _ensure_files(self) -> None:
-        missing = [(name, md5) for name, md5 in self.resources if self._find(name) is None]
-        if missing:
-            names = [name for name, _ in missing]
-            mirrors = self.mirrors or self.default_mirrors
-            fetch_missing(self.name, self.raw_dir, names, missing, mirrors, self.download)
+        paths = (self.raw_dir / filename, self.raw_dir / filename.removesuffix(".gz"))
+        return next((path for path in paths if path.is_file()), None)
 
     def _read_pair(self, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
         images_path = self._find(f"{prefix}-images-idx3-ubyte.gz")
         labels_path = self._find(f"{prefix}-labels-idx1-ubyte.gz")
-        assert images_path is not None and labels_path is not None  # _ensure_files checked
+        assert images_path is not None and labels_path is not None  # prepare_data checked
         images, labels = read_idx(images_path), read_idx(labels_path)
         if images.ndim != 3 or images.shape[1:] != self.input_shape[1:]:
             raise DataFileError(

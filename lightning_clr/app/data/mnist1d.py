@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_clr.app.data.base import ClassificationDataModule, Splits, check_fraction
+from lightning_clr.app.data.download import written_atomically
 from lightning_clr.resume import kept_random_states
 from lightning_clr.validation import fail, integer
 
@@ -84,9 +83,7 @@ class MNIST1DDataModule(ClassificationDataModule):
 
     def load_splits(self) -> Splits:
         """Load the cached arrays (generating them first if needed) as tensors."""
-        arrays = self._load_cache() if self.cache_path.is_file() else None
-        if arrays is None:
-            arrays = self._generate()
+        arrays = (self._load_cache() if self.cache_path.is_file() else None) or self._generate()
         x, y, x_test, y_test = (torch.from_numpy(arrays[name]) for name in ARRAYS)
         return Splits(x.float().unsqueeze(1), y.long(), x_test.float().unsqueeze(1), y_test.long())
 
@@ -107,12 +104,6 @@ class MNIST1DDataModule(ClassificationDataModule):
         with kept_random_states():  # make_dataset reseeds the global `random` and NumPy generators
             dataset = make_dataset(ObjectView(self.generation_args()))
         arrays: dict[str, Any] = {name: np.asarray(dataset[name]) for name in ARRAYS}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                np.savez(file, **arrays)
-            os.replace(partial, path)
-        finally:
-            Path(partial).unlink(missing_ok=True)
+        with written_atomically(path) as file:
+            np.savez(file, **arrays)
         return arrays

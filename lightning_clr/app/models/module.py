@@ -62,13 +62,12 @@ class ClassificationModule(LightningModule):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
+        num_classes = getattr(net, "num_classes", None) if num_classes is None else num_classes
         if num_classes is None:
-            num_classes = getattr(net, "num_classes", None)
-            if num_classes is None:
-                raise ValueError(
-                    "num_classes=None must be given when the net has no num_classes attribute "
-                    f"({type(net).__name__})"
-                )
+            name = type(net).__name__
+            raise ValueError(
+                f"num_classes=None must be given when the net has no num_classes attribute ({name})"
+            )
         # plain values only, for torch.load(weights_only=True): the net is in the state_dict, the optimizer
         # in the Hydra config
         self.save_hyperparameters(ignore=["net", "optimizer"], logger=False)

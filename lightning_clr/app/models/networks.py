@@ -105,15 +105,9 @@ class SmallCNN(_Net):
 
         conv = nn.Conv1d if len(self.input_shape) == 2 else nn.Conv2d
         first_kernel = 5 if conv is nn.Conv1d else 3
-        self.features = nn.Sequential(
-            conv(self.input_shape[0], channels, first_kernel, stride=2, padding=1),
-            nn.ReLU(),
-            conv(channels, channels, 3, stride=2, padding=1),
-            nn.ReLU(),
-            conv(channels, channels, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-        )
+        shapes = [(self.input_shape[0], first_kernel), (channels, 3), (channels, 3)]  # (in channels, kernel)
+        layers = [m for c, k in shapes for m in (conv(c, channels, k, stride=2, padding=1), nn.ReLU())]
+        self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(_flat_features(self.features, self.input_shape), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ Bounds = float | Sequence[float]
 """One value for every param group, or one value per param group."""
 
 _P = TypeVar("_P", bound="Policy")
+_LENGTHS = ("step_size", "step_size_epochs", "cycles")  # how a cyclic policy's length is given: one of them
 _C = TypeVar("_C", bound="_CyclicPolicy")
 
 
@@ -130,8 +131,8 @@ class Policy:
         for key, value in changes.items():
             if key not in arguments:
                 fail(key, value, f"is not an argument of {type(self).__name__} ({', '.join(arguments)})")
-        changes = self._precedence(changes)
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # every subclass is a dataclass
+        # every subclass is a dataclass
+        return dataclasses.replace(self, **self._precedence(changes))  # type: ignore[type-var]
 
     def params(self) -> dict[str, Any]:
         """The constructor arguments as plain values (per-group bounds as lists), in signature order."""
@@ -180,26 +181,18 @@ class _CyclicPolicy(Policy):
     _bounds: ClassVar[tuple[tuple[float, float], ...]]  # (base_lr, max_lr) per group, set per instance
 
     def __post_init__(self) -> None:
-        bounds = _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr)
+        bounds = _paired_bounds(self.base_lr, self.max_lr)
         _set(self, "_bounds", bounds)
         _set(self, "num_groups", len(bounds) if is_list(self.base_lr) or is_list(self.max_lr) else None)
         _set(self, "base_lr", _lr_values("base_lr", self.base_lr))
         _set(self, "max_lr", _lr_values("max_lr", self.max_lr))
-        lengths = {
-            name: getattr(self, name)
-            for name in ("step_size", "step_size_epochs", "cycles")
-            if getattr(self, name) is not None
-        }
+        lengths = {name: getattr(self, name) for name in _LENGTHS if getattr(self, name) is not None}
         if not lengths:
             fail("step_size", None, "must be given when step_size_epochs and cycles are None (give one)")
         if len(lengths) > 1:
             (name, value), *others = lengths.items()
             given = " and ".join(f"{key}={other!r}" for key, other in others)
-            fail(
-                name,
-                value,
-                f"cannot be combined with {given} (give one of step_size, step_size_epochs, cycles)",
-            )
+            fail(name, value, f"cannot be combined with {given} (give one of {', '.join(_LENGTHS)})")
         if self.step_size is None and self.step_size_down is not None:
             key = "step_size_epochs" if self.step_size_epochs is not None else "cycles"
             fail(
@@ -272,8 +265,7 @@ class _CyclicPolicy(Policy):
             >>> Triangular(0.01, 0.1, step_size=100).whole_cycles(500)
             WholeCycles(cycles=2.5, cycle_steps=200, ends_on_boundary=False, nearest_steps=600)
         """
-        rise, fall = self._half_cycles()
-        cycle_steps = rise + fall
+        cycle_steps = sum(self._half_cycles())
         cycles = total_steps / cycle_steps
         nearest = max(1, math.floor(cycles + 0.5)) * cycle_steps  # halves round up, to more training
         return WholeCycles(cycles, cycle_steps, total_steps % cycle_steps == 0, nearest)
@@ -315,11 +307,8 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
         fit = self.whole_cycles(total_steps)
         if fit.ends_on_boundary:
             return None
-        run, cycle, fix = (
-            f"{total_steps} optimizer steps",
-            f"{fit.cycle_steps}",
-            f"max_steps={fit.nearest_steps}",
-        )
+        run, cycle = f"{total_steps} optimizer steps", f"{fit.cycle_steps}"
+        fix = f"max_steps={fit.nearest_steps}"
         if steps_per_epoch:
             run += f" ({_epochs(total_steps / steps_per_epoch)})"
             cycle += f" ({_epochs(fit.cycle_steps / steps_per_epoch)})"
@@ -535,9 +524,7 @@ class _PlannedOverTheRun(Policy):
     def needs_resolution(self) -> bool:
         return self.total_steps is None
 
-    @property
-    def needs_run_length(self) -> bool:
-        return self.total_steps is None
+    needs_run_length = needs_resolution  # the run's length is all such a policy needs
 
     def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
         if not self.needs_resolution:
@@ -890,28 +877,24 @@ def _lr_values(name: str, value: Any) -> float | tuple[float, ...]:
     return tuple(numbers_)  # type: ignore[arg-type]
 
 
-def _paired_bounds(base_name: str, base: Any, max_name: str, max_: Any) -> tuple[tuple[float, float], ...]:
-    """(base, max) per param group, a scalar on either side broadcast; one pair for scalar bounds."""
-    bases = _lr_values(base_name, base)
-    maxes = _lr_values(max_name, max_)
+def _paired_bounds(base: Any, max_: Any) -> tuple[tuple[float, float], ...]:
+    """(base_lr, max_lr) per param group, a scalar on either side broadcast; one pair for scalar bounds."""
+    bases, maxes = _lr_values("base_lr", base), _lr_values("max_lr", max_)
     if isinstance(bases, tuple) and isinstance(maxes, tuple) and len(bases) != len(maxes):
-        counts = f"({len(maxes)} != {len(bases)})"
-        fail(max_name, max_, f"must have as many groups as {base_name}={base!r} {counts}")
+        fail("max_lr", max_, f"must have as many groups as base_lr={base!r} ({len(maxes)} != {len(bases)})")
     groups = max(len(v) if isinstance(v, tuple) else 1 for v in (bases, maxes))
     lows, highs = (v if isinstance(v, tuple) else (v,) * groups for v in (bases, maxes))
     pairs = tuple(zip(lows, highs, strict=True))
     for group, (low, high) in enumerate(pairs):
         if low >= high:
             where = f" (group {group}: {low} >= {high})" if groups > 1 else ""
-            fail(base_name, base, f"must be less than {max_name}={max_!r}{where}")
+            fail("base_lr", base, f"must be less than max_lr={max_!r}{where}")
     return pairs
 
 
 def _milestones(value: Any) -> tuple[int, ...]:
     numbers_ = [finite(item) for item in value] if is_list(value) else [None]
-    steps = tuple(
-        int(n) if n is not None and n >= 1 and n.is_integer() else 0 for n in numbers_
-    )  # 0: invalid
+    steps = tuple(int(n) if n is not None and n >= 1 and n.is_integer() else 0 for n in numbers_)  # 0: bad
     if 0 in steps or any(a >= b for a, b in pairwise(steps)):
         fail("milestones", value, "must be a list of strictly increasing integers >= 1")
     return steps

@@ -14,7 +14,7 @@ from dataclasses import KW_ONLY, dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
-from lightning_clr.validation import fail, finite, integer, is_list, positive
+from lightning_clr.validation import boolean, fail, finite, integer, is_list, positive
 
 __all__ = [
     "WSD",
@@ -195,12 +195,8 @@ class _CyclicPolicy(Policy):
             fail(name, value, f"cannot be combined with {given} (give one of {', '.join(_LENGTHS)})")
         if self.step_size is None and self.step_size_down is not None:
             key = "step_size_epochs" if self.step_size_epochs is not None else "cycles"
-            fail(
-                "step_size_down",
-                self.step_size_down,
-                f"counts optimizer steps and cannot be combined with {key}={lengths[key]!r}: "
-                "give step_size in optimizer steps too",
-            )
+            allowed = f"counts optimizer steps: give step_size, not {key}={lengths[key]!r}"
+            fail("step_size_down", self.step_size_down, allowed)
         _check_given(self, integer, "step_size", "step_size_down", "total_steps")
         _check_given(self, positive, "step_size_epochs", "cycles")
         fraction = _within("final_anneal", self.final_anneal, "[0, 1)", " (a fraction of the run)")
@@ -222,9 +218,8 @@ class _CyclicPolicy(Policy):
         if anneal is None:
             return base_lr + (max_lr - base_lr) * self._height(iteration)
         start, pct = anneal
-        return _cosine(
-            base_lr + (max_lr - base_lr) * self._height(start), base_lr / self.final_div_factor, pct
-        )
+        before = base_lr + (max_lr - base_lr) * self._height(start)  # the LR of the last plain step
+        return _cosine(before, base_lr / self.final_div_factor, pct)
 
     def momentum_scale(self, iteration: int) -> float:
         """``max(0, 1 - x) * scale`` as torch's ``CyclicLR``; in the final anneal it falls to 0."""
@@ -240,9 +235,7 @@ class _CyclicPolicy(Policy):
         if self.final_anneal == 0:
             return None
         if self.total_steps is None:
-            raise _unresolved(
-                self, f"has total_steps=None to anneal its last final_anneal={self.final_anneal!r}"
-            )
+            raise _unresolved(self, f"has total_steps=None for final_anneal={self.final_anneal!r}")
         length = min(self.total_steps - 1, max(1, round(self.final_anneal * self.total_steps)))
         return None if length == 0 else self.total_steps - length
 
@@ -585,8 +578,7 @@ class OneCycle(_PlannedOverTheRun):
     def __post_init__(self) -> None:
         peaks = _per_group_lrs(self, "max_lr")
         _check_given(self, integer, "total_steps")
-        if not isinstance(self.three_phase, bool):
-            fail("three_phase", self.three_phase, "must be True or False")
+        boolean("three_phase", self.three_phase)
         pct_start = _within("pct_start", self.pct_start, "(0, 1)")
         if self.three_phase and pct_start > 0.5:
             fail("pct_start", self.pct_start, "must be at most 0.5 when three_phase=True")
@@ -613,13 +605,10 @@ class OneCycle(_PlannedOverTheRun):
         phases: tuple[_Phase, ...] | None = self._phases  # type: ignore[attr-defined]  # see __post_init__
         if phases is None:
             raise _unresolved(self, "has total_steps=None")
-        start = 0.0
-        for phase in phases:
-            if iteration <= phase.end_step or phase is phases[-1]:
-                pct = (iteration - start) / (phase.end_step - start) if phase.end_step > start else 1.0
-                return phase, min(pct, 1.0)  # past total_steps the final value holds
-            start = phase.end_step
-        raise AssertionError("unreachable")
+        index = next((i for i, phase in enumerate(phases) if iteration <= phase.end_step), len(phases) - 1)
+        phase, start = phases[index], phases[index - 1].end_step if index else 0.0
+        pct = (iteration - start) / (phase.end_step - start) if phase.end_step > start else 1.0
+        return phase, min(pct, 1.0)  # past total_steps the final value holds
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
@@ -804,11 +793,8 @@ def check_momentum_bounds(base_momentum: Any, max_momentum: Any) -> None:
     """
     low, high = finite(base_momentum), finite(max_momentum)
     if low is None or high is None or not 0.0 <= low <= high < 1.0:
-        fail(
-            "base_momentum",
-            base_momentum,
-            f"and max_momentum={max_momentum!r} must satisfy 0 <= base_momentum <= max_momentum < 1",
-        )
+        rule = "0 <= base_momentum <= max_momentum < 1"
+        fail("base_momentum", base_momentum, f"and max_momentum={max_momentum!r} must satisfy {rule}")
 
 
 def _set(policy: Policy, name: str, value: Any) -> None:

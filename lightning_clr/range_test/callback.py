@@ -101,9 +101,7 @@ class LRRangeTest(Callback):
         progress_bar: bool | None = None,
     ) -> None:
         arguments = locals()  # the settings, passed on by name
-        self.config = RangeTestConfig(
-            **{name: arguments[name] for name in RangeTestConfig.__dataclass_fields__}
-        )
+        self.config = RangeTestConfig(**{n: arguments[n] for n in RangeTestConfig.__dataclass_fields__})
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)
             if not set(update) <= set(UPDATABLE):

@@ -25,7 +25,7 @@ from torchmetrics import Metric
 
 from lightning_clr import compat
 from lightning_clr.range_test.result import RangeTestResult
-from lightning_clr.range_test.settings import DEFAULT_EPOCHS, RangeTestConfig, span_end
+from lightning_clr.range_test.settings import RangeTestConfig, span_end
 from lightning_clr.resume import random_states, set_random_states
 from lightning_clr.run_length import optimizer_steps_per_epoch, run_steps
 from lightning_clr.validation import fail
@@ -393,7 +393,7 @@ def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: in
         raise ValueError(
             f"num_epochs={config.num_epochs!r} needs a train loader with a length: give num_steps instead"
         )
-    epochs = DEFAULT_EPOCHS if config.num_epochs is None else config.num_epochs
+    epochs = cast(float, config.num_epochs)  # RangeTestConfig gives it a default when num_steps is None
     return max(2, config.min_steps, round(epochs * steps_per_epoch))
 
 

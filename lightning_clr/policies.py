@@ -339,19 +339,18 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
             )
         changes: dict[str, Any] = {}
         run = self.total_steps
-        if run is None and (self.cycles is not None or self.final_anneal > 0):
+        if self.needs_run_length:
             needs = "cycles" if self.cycles is not None else "final_anneal"
             run = _run_length(total_steps, f" to resolve {needs}={getattr(self, needs)!r}")
             if self.final_anneal > 0:
                 changes["total_steps"] = run
+        # a step size given, its other forms are dropped by the precedence rules of replace()
         if self.step_size is None and self.cycles is not None:
-            changes.update(step_size=max(1, round(run / (2 * self.cycles))), cycles=None)  # type: ignore[operator]
+            changes["step_size"] = max(1, round(run / (2 * self.cycles)))  # type: ignore[operator]
         elif self.step_size is None:
-            epochs = self.step_size_epochs
-            steps = integer(
-                "steps_per_epoch", steps_per_epoch, purpose=f" to resolve step_size_epochs={epochs!r}"
-            )
-            changes.update(step_size=max(1, round(epochs * steps)), step_size_epochs=None)  # type: ignore[operator]
+            purpose = f" to resolve step_size_epochs={self.step_size_epochs!r}"
+            steps = integer("steps_per_epoch", steps_per_epoch, purpose=purpose)
+            changes["step_size"] = max(1, round(self.step_size_epochs * steps))  # type: ignore[operator]
         return self.replace(**changes)
 
     def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:

@@ -142,10 +142,9 @@ class CyclicLR(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Start every fit from the configuration (a checkpoint, loaded after this, may then add to it)."""
-        if stage != "fit":
-            return
-        self._fitting = True
-        self._start_from_configuration()
+        if stage == "fit":
+            self._fitting = True
+            self._start_from_configuration()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":

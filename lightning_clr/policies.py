@@ -33,8 +33,8 @@ Bounds = float | Sequence[float]
 """One value for every param group, or one value per param group."""
 
 _P = TypeVar("_P", bound="Policy")
-_LENGTHS = ("step_size", "step_size_epochs", "cycles")  # how a cyclic policy's length is given: one of them
 _C = TypeVar("_C", bound="_CyclicPolicy")
+_LENGTHS = ("step_size", "step_size_epochs", "cycles")  # how a cyclic policy's length is given: one of them
 
 
 class Policy:

@@ -27,8 +27,6 @@ from lightning_clr.policies import Policy, check_momentum_bounds
 from lightning_clr.run_length import SteppingPattern, manual_run_steps, optimizer_steps_per_epoch, run_steps
 from lightning_clr.validation import InvalidArgument, fail
 
-# Resolved values and the configured arguments they were derived from.
-_DERIVED_FROM = {"step_size": ("step_size", "step_size_epochs", "cycles")}
 # A stream has no epoch end: how many of its batches show how the optimizers step (manual optimization).
 _STREAM_BATCHES_SEEN = 1000
 
@@ -144,10 +142,9 @@ class CyclicLR(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Start every fit from the configuration (a checkpoint, loaded after this, may then add to it)."""
-        if stage != "fit":
-            return
-        self._fitting = True
-        self._start_from_configuration()
+        if stage == "fit":
+            self._fitting = True
+            self._start_from_configuration()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
@@ -279,11 +276,8 @@ class CyclicLR(Callback):
         lengths = self._planned_run_steps(trainer, True, len(self._plans))
         per_epoch = _steps_per_epoch(trainer, manual=True)
         for index, (plan, now) in enumerate(zip(self._plans, lengths, strict=True)):
-            then, taken, configured = (
-                plan.run_steps,
-                self._manual_steps[index],
-                self._configured_for_fit[index],
-            )
+            then, configured = plan.run_steps, self._configured_for_fit[index]
+            taken = self._manual_steps[index]
             if now == then or now is None:
                 continue
             plan.run_steps = now
@@ -319,11 +313,8 @@ class CyclicLR(Callback):
             if plan.run_steps is None or taken == plan.run_steps:
                 continue
             start = plan.policy.end_phase_start()
-            missed = (
-                ""
-                if start is None or taken > start
-                else f"; its end phase (from step {start}) was not reached"
-            )
+            reached = start is None or taken > start
+            missed = "" if reached else f"; its end phase (from step {start}) was not reached"
             rank_zero_info(
                 f"CyclicLR: {self._who(index)}the run took {taken} of the {plan.run_steps} optimizer steps "
                 f"{plan.policy.name} was planned for{missed}. Resume it (ckpt_path) to finish the plan."
@@ -475,7 +466,9 @@ class CyclicLR(Callback):
         take = {
             key: value
             for key, value in state_dict.get("resolved", {}).items()
-            if changed.isdisjoint(_DERIVED_FROM.get(key, (key,))) and key not in from_run_length
+            # a resolved step size is derived from whichever of its three forms was configured
+            if changed.isdisjoint((key, "step_size_epochs", "cycles") if key == "step_size" else (key,))
+            and key not in from_run_length
         }
         if "step_size" in take:
             take.update({key: None for key in ("step_size_epochs", "cycles") if key in self.policy.params()})
@@ -513,9 +506,9 @@ def _batches_per_epoch(trainer: pl.Trainer) -> int | None:
 def _steps_per_epoch(trainer: pl.Trainer, manual: bool) -> int | None:
     """Optimizer steps per epoch, for lengths given in epochs (one per batch under manual optimization)."""
     batches = _batches_per_epoch(trainer)
-    if batches is None or manual:
-        return None if batches is None else max(1, batches)
-    return optimizer_steps_per_epoch(batches, trainer.accumulate_grad_batches)
+    if batches is None:
+        return None
+    return optimizer_steps_per_epoch(batches, 1 if manual else trainer.accumulate_grad_batches)
 
 
 def _plan_change(before: Policy, after: Policy) -> str:

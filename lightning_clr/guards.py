@@ -77,9 +77,7 @@ class NonFiniteGuard(Callback):
         if self._bad is None:
             self._in_a_row = 0
             return
-        for group in optimizer.param_groups:
-            for param in group["params"]:
-                param.grad = None
+        optimizer.zero_grad(set_to_none=True)
         self.skipped += 1
         self._in_a_row += 1
         message, self._bad = self._bad, None
@@ -165,9 +163,8 @@ class LastCheckpoint(Callback):
         self._requeue_requested = False
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self.requeue_signal is None:
-            return
-        if threading.current_thread() is threading.main_thread():
+        main_thread = threading.current_thread() is threading.main_thread()
+        if stage == "fit" and self.requeue_signal is not None and main_thread:
             self._previous_handler = signal.signal(self.requeue_signal, self._on_requeue_signal)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

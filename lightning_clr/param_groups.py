@@ -31,8 +31,6 @@ __all__ = [
 BASE_MOMENTUM = 0.85  # momentum at the LR's peak, by default (Smith, 2018)
 MAX_MOMENTUM = 0.95  # momentum at the LR's low end, by default
 
-_MOMENTUM_KEYS = ("betas", "momentum")
-
 
 class SetupError(ValueError):
     """A setting that can only be rejected once training starts (it needs the optimizer or the data)."""
@@ -91,7 +89,7 @@ def check_cyclable_momentum(optimizer: Optimizer) -> None:
     """``cycle_momentum=True`` needs an optimizer with a momentum that is switched on (else
     :class:`SetupError`)."""
     for group in optimizer.param_groups:
-        key = next((k for k in _MOMENTUM_KEYS if k in group), None)
+        key = next((k for k in ("betas", "momentum") if k in group), None)
         name = type(optimizer).__name__
         if key is None:
             why = (

@@ -14,7 +14,7 @@ from dataclasses import KW_ONLY, dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
-from lightning_clr.validation import fail, finite, integer, is_list, positive
+from lightning_clr.validation import boolean, fail, finite, integer, is_list, positive
 
 __all__ = [
     "WSD",
@@ -34,6 +34,7 @@ Bounds = float | Sequence[float]
 
 _P = TypeVar("_P", bound="Policy")
 _C = TypeVar("_C", bound="_CyclicPolicy")
+_LENGTHS = ("step_size", "step_size_epochs", "cycles")  # how a cyclic policy's length is given: one of them
 
 
 class Policy:
@@ -130,8 +131,8 @@ class Policy:
         for key, value in changes.items():
             if key not in arguments:
                 fail(key, value, f"is not an argument of {type(self).__name__} ({', '.join(arguments)})")
-        changes = self._precedence(changes)
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # every subclass is a dataclass
+        # every subclass is a dataclass
+        return dataclasses.replace(self, **self._precedence(changes))  # type: ignore[type-var]
 
     def params(self) -> dict[str, Any]:
         """The constructor arguments as plain values (per-group bounds as lists), in signature order."""
@@ -180,34 +181,22 @@ class _CyclicPolicy(Policy):
     _bounds: ClassVar[tuple[tuple[float, float], ...]]  # (base_lr, max_lr) per group, set per instance
 
     def __post_init__(self) -> None:
-        bounds = _paired_bounds("base_lr", self.base_lr, "max_lr", self.max_lr)
+        bounds = _paired_bounds(self.base_lr, self.max_lr)
         _set(self, "_bounds", bounds)
         _set(self, "num_groups", len(bounds) if is_list(self.base_lr) or is_list(self.max_lr) else None)
         _set(self, "base_lr", _lr_values("base_lr", self.base_lr))
         _set(self, "max_lr", _lr_values("max_lr", self.max_lr))
-        lengths = {
-            name: getattr(self, name)
-            for name in ("step_size", "step_size_epochs", "cycles")
-            if getattr(self, name) is not None
-        }
+        lengths = {name: getattr(self, name) for name in _LENGTHS if getattr(self, name) is not None}
         if not lengths:
             fail("step_size", None, "must be given when step_size_epochs and cycles are None (give one)")
         if len(lengths) > 1:
             (name, value), *others = lengths.items()
             given = " and ".join(f"{key}={other!r}" for key, other in others)
-            fail(
-                name,
-                value,
-                f"cannot be combined with {given} (give one of step_size, step_size_epochs, cycles)",
-            )
+            fail(name, value, f"cannot be combined with {given} (give one of {', '.join(_LENGTHS)})")
         if self.step_size is None and self.step_size_down is not None:
             key = "step_size_epochs" if self.step_size_epochs is not None else "cycles"
-            fail(
-                "step_size_down",
-                self.step_size_down,
-                f"counts optimizer steps and cannot be combined with {key}={lengths[key]!r}: "
-                "give step_size in optimizer steps too",
-            )
+            allowed = f"counts optimizer steps: give step_size, not {key}={lengths[key]!r}"
+            fail("step_size_down", self.step_size_down, allowed)
         _check_given(self, integer, "step_size", "step_size_down", "total_steps")
         _check_given(self, positive, "step_size_epochs", "cycles")
         fraction = _within("final_anneal", self.final_anneal, "[0, 1)", " (a fraction of the run)")
@@ -229,9 +218,8 @@ class _CyclicPolicy(Policy):
         if anneal is None:
             return base_lr + (max_lr - base_lr) * self._height(iteration)
         start, pct = anneal
-        return _cosine(
-            base_lr + (max_lr - base_lr) * self._height(start), base_lr / self.final_div_factor, pct
-        )
+        before = base_lr + (max_lr - base_lr) * self._height(start)  # the LR of the last plain step
+        return _cosine(before, base_lr / self.final_div_factor, pct)
 
     def momentum_scale(self, iteration: int) -> float:
         """``max(0, 1 - x) * scale`` as torch's ``CyclicLR``; in the final anneal it falls to 0."""
@@ -247,9 +235,7 @@ class _CyclicPolicy(Policy):
         if self.final_anneal == 0:
             return None
         if self.total_steps is None:
-            raise _unresolved(
-                self, f"has total_steps=None to anneal its last final_anneal={self.final_anneal!r}"
-            )
+            raise _unresolved(self, f"has total_steps=None for final_anneal={self.final_anneal!r}")
         length = min(self.total_steps - 1, max(1, round(self.final_anneal * self.total_steps)))
         return None if length == 0 else self.total_steps - length
 
@@ -272,8 +258,7 @@ class _CyclicPolicy(Policy):
             >>> Triangular(0.01, 0.1, step_size=100).whole_cycles(500)
             WholeCycles(cycles=2.5, cycle_steps=200, ends_on_boundary=False, nearest_steps=600)
         """
-        rise, fall = self._half_cycles()
-        cycle_steps = rise + fall
+        cycle_steps = sum(self._half_cycles())
         cycles = total_steps / cycle_steps
         nearest = max(1, math.floor(cycles + 0.5)) * cycle_steps  # halves round up, to more training
         return WholeCycles(cycles, cycle_steps, total_steps % cycle_steps == 0, nearest)
@@ -315,11 +300,8 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
         fit = self.whole_cycles(total_steps)
         if fit.ends_on_boundary:
             return None
-        run, cycle, fix = (
-            f"{total_steps} optimizer steps",
-            f"{fit.cycle_steps}",
-            f"max_steps={fit.nearest_steps}",
-        )
+        run, cycle = f"{total_steps} optimizer steps", f"{fit.cycle_steps}"
+        fix = f"max_steps={fit.nearest_steps}"
         if steps_per_epoch:
             run += f" ({_epochs(total_steps / steps_per_epoch)})"
             cycle += f" ({_epochs(fit.cycle_steps / steps_per_epoch)})"
@@ -357,19 +339,18 @@ not on a cycle boundary (Smith: stop at the end of a cycle). For whole cycles se
             )
         changes: dict[str, Any] = {}
         run = self.total_steps
-        if run is None and (self.cycles is not None or self.final_anneal > 0):
+        if self.needs_run_length:
             needs = "cycles" if self.cycles is not None else "final_anneal"
             run = _run_length(total_steps, f" to resolve {needs}={getattr(self, needs)!r}")
             if self.final_anneal > 0:
                 changes["total_steps"] = run
+        # a step size given, its other forms are dropped by the precedence rules of replace()
         if self.step_size is None and self.cycles is not None:
-            changes.update(step_size=max(1, round(run / (2 * self.cycles))), cycles=None)  # type: ignore[operator]
+            changes["step_size"] = max(1, round(run / (2 * self.cycles)))  # type: ignore[operator]
         elif self.step_size is None:
-            epochs = self.step_size_epochs
-            steps = integer(
-                "steps_per_epoch", steps_per_epoch, purpose=f" to resolve step_size_epochs={epochs!r}"
-            )
-            changes.update(step_size=max(1, round(epochs * steps)), step_size_epochs=None)  # type: ignore[operator]
+            purpose = f" to resolve step_size_epochs={self.step_size_epochs!r}"
+            steps = integer("steps_per_epoch", steps_per_epoch, purpose=purpose)
+            changes["step_size"] = max(1, round(self.step_size_epochs * steps))  # type: ignore[operator]
         return self.replace(**changes)
 
     def run_length_problem(self, run_steps: int, steps_per_epoch: int | None = None) -> str | None:
@@ -535,9 +516,7 @@ class _PlannedOverTheRun(Policy):
     def needs_resolution(self) -> bool:
         return self.total_steps is None
 
-    @property
-    def needs_run_length(self) -> bool:
-        return self.total_steps is None
+    needs_run_length = needs_resolution  # the run's length is all such a policy needs
 
     def resolve(self: _P, steps_per_epoch: int | None, total_steps: int | None = None) -> _P:
         if not self.needs_resolution:
@@ -598,8 +577,7 @@ class OneCycle(_PlannedOverTheRun):
     def __post_init__(self) -> None:
         peaks = _per_group_lrs(self, "max_lr")
         _check_given(self, integer, "total_steps")
-        if not isinstance(self.three_phase, bool):
-            fail("three_phase", self.three_phase, "must be True or False")
+        boolean("three_phase", self.three_phase)
         pct_start = _within("pct_start", self.pct_start, "(0, 1)")
         if self.three_phase and pct_start > 0.5:
             fail("pct_start", self.pct_start, "must be at most 0.5 when three_phase=True")
@@ -626,13 +604,10 @@ class OneCycle(_PlannedOverTheRun):
         phases: tuple[_Phase, ...] | None = self._phases  # type: ignore[attr-defined]  # see __post_init__
         if phases is None:
             raise _unresolved(self, "has total_steps=None")
-        start = 0.0
-        for phase in phases:
-            if iteration <= phase.end_step or phase is phases[-1]:
-                pct = (iteration - start) / (phase.end_step - start) if phase.end_step > start else 1.0
-                return phase, min(pct, 1.0)  # past total_steps the final value holds
-            start = phase.end_step
-        raise AssertionError("unreachable")
+        index = next((i for i, phase in enumerate(phases) if iteration <= phase.end_step), len(phases) - 1)
+        phase, start = phases[index], phases[index - 1].end_step if index else 0.0
+        pct = (iteration - start) / (phase.end_step - start) if phase.end_step > start else 1.0
+        return phase, min(pct, 1.0)  # past total_steps the final value holds
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
@@ -817,11 +792,8 @@ def check_momentum_bounds(base_momentum: Any, max_momentum: Any) -> None:
     """
     low, high = finite(base_momentum), finite(max_momentum)
     if low is None or high is None or not 0.0 <= low <= high < 1.0:
-        fail(
-            "base_momentum",
-            base_momentum,
-            f"and max_momentum={max_momentum!r} must satisfy 0 <= base_momentum <= max_momentum < 1",
-        )
+        rule = "0 <= base_momentum <= max_momentum < 1"
+        fail("base_momentum", base_momentum, f"and max_momentum={max_momentum!r} must satisfy {rule}")
 
 
 def _set(policy: Policy, name: str, value: Any) -> None:
@@ -890,28 +862,24 @@ def _lr_values(name: str, value: Any) -> float | tuple[float, ...]:
     return tuple(numbers_)  # type: ignore[arg-type]
 
 
-def _paired_bounds(base_name: str, base: Any, max_name: str, max_: Any) -> tuple[tuple[float, float], ...]:
-    """(base, max) per param group, a scalar on either side broadcast; one pair for scalar bounds."""
-    bases = _lr_values(base_name, base)
-    maxes = _lr_values(max_name, max_)
+def _paired_bounds(base: Any, max_: Any) -> tuple[tuple[float, float], ...]:
+    """(base_lr, max_lr) per param group, a scalar on either side broadcast; one pair for scalar bounds."""
+    bases, maxes = _lr_values("base_lr", base), _lr_values("max_lr", max_)
     if isinstance(bases, tuple) and isinstance(maxes, tuple) and len(bases) != len(maxes):
-        counts = f"({len(maxes)} != {len(bases)})"
-        fail(max_name, max_, f"must have as many groups as {base_name}={base!r} {counts}")
+        fail("max_lr", max_, f"must have as many groups as base_lr={base!r} ({len(maxes)} != {len(bases)})")
     groups = max(len(v) if isinstance(v, tuple) else 1 for v in (bases, maxes))
     lows, highs = (v if isinstance(v, tuple) else (v,) * groups for v in (bases, maxes))
     pairs = tuple(zip(lows, highs, strict=True))
     for group, (low, high) in enumerate(pairs):
         if low >= high:
             where = f" (group {group}: {low} >= {high})" if groups > 1 else ""
-            fail(base_name, base, f"must be less than {max_name}={max_!r}{where}")
+            fail("base_lr", base, f"must be less than max_lr={max_!r}{where}")
     return pairs
 
 
 def _milestones(value: Any) -> tuple[int, ...]:
     numbers_ = [finite(item) for item in value] if is_list(value) else [None]
-    steps = tuple(
-        int(n) if n is not None and n >= 1 and n.is_integer() else 0 for n in numbers_
-    )  # 0: invalid
+    steps = tuple(int(n) if n is not None and n >= 1 and n.is_integer() else 0 for n in numbers_)  # 0: bad
     if 0 in steps or any(a >= b for a, b in pairwise(steps)):
         fail("milestones", value, "must be a list of strictly increasing integers >= 1")
     return steps

@@ -95,14 +95,12 @@ class ResumableDataLoader(DataLoader):
         self._resume: dict[str, Any] | None = None
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        if self._resume is not None:
-            resume, self._resume = self._resume, None
+        resume, self._resume = self._resume, None
+        self._taken = 0 if resume is None else resume["batches"]
+        if resume is not None:
             if self.generator is not None and resume["generator"] is not None:
                 self.generator.set_state(resume["generator"])
-            cast(SkippingBatchSampler, self.batch_sampler).skip = resume["batches"]
-            self._taken = resume["batches"]
-        else:
-            self._taken = 0
+            cast(SkippingBatchSampler, self.batch_sampler).skip = self._taken
         self._pass_start = self.generator.get_state() if self.generator is not None else None
         return self._count(super().__iter__())
 
@@ -193,7 +191,6 @@ class RandomStates(Callback):
         self._pending = state_dict
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._pending is None:
-            return
-        state, self._pending = self._pending, None
-        set_random_states(state)
+        if self._pending is not None:
+            set_random_states(self._pending)
+            self._pending = None

@@ -48,13 +48,10 @@ def run_steps(
         24
     """
     epochs, steps = _limit(max_epochs), _limit(max_steps)
-    by_epochs = (
-        None
-        if epochs is None or batches_per_epoch is None
-        else epochs * optimizer_steps_per_epoch(batches_per_epoch, accumulate_grad_batches)
-    )
-    limits = [n for n in (by_epochs, steps) if n is not None]
-    return min(limits) if limits else None
+    if epochs is None or batches_per_epoch is None:
+        return steps
+    by_epochs = epochs * optimizer_steps_per_epoch(batches_per_epoch, accumulate_grad_batches)
+    return by_epochs if steps is None else min(by_epochs, steps)
 
 
 @dataclass(frozen=True)

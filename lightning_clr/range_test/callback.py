@@ -101,9 +101,7 @@ class LRRangeTest(Callback):
         progress_bar: bool | None = None,
     ) -> None:
         arguments = locals()  # the settings, passed on by name
-        self.config = RangeTestConfig(
-            **{name: arguments[name] for name in RangeTestConfig.__dataclass_fields__}
-        )
+        self.config = RangeTestConfig(**{n: arguments[n] for n in RangeTestConfig.__dataclass_fields__})
         if update != "pending":
             update = tuple([update] if isinstance(update, str) else update)
             if not set(update) <= set(UPDATABLE):
@@ -167,9 +165,8 @@ class LRRangeTest(Callback):
         """The bounds, as lists scaled by ``lr_i / lr_0`` when the optimizer has several param groups."""
         ratios = group_ratios(group_lrs)
         changes: dict[str, Any] = {"step_size": bounds.step_size}
-        for name in ("base_lr", "max_lr"):
-            value = getattr(bounds, name)
-            changes[name] = value if len(ratios) == 1 else [value * ratio for ratio in ratios]
+        for name, lr in (("base_lr", bounds.base_lr), ("max_lr", bounds.max_lr)):
+            changes[name] = lr if len(ratios) == 1 else [lr * ratio for ratio in ratios]
         return changes
 
     def _apply(self, trainer: pl.Trainer) -> None:

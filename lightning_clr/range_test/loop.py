@@ -25,7 +25,7 @@ from torchmetrics import Metric
 
 from lightning_clr import compat
 from lightning_clr.range_test.result import RangeTestResult
-from lightning_clr.range_test.settings import DEFAULT_EPOCHS, RangeTestConfig, span_end
+from lightning_clr.range_test.settings import RangeTestConfig, span_end
 from lightning_clr.resume import random_states, set_random_states
 from lightning_clr.run_length import optimizer_steps_per_epoch, run_steps
 from lightning_clr.validation import fail
@@ -63,24 +63,21 @@ def run_range_test(
         raise ValueError("the LR range test needs automatic optimization (automatic_optimization=True)")
     if len(trainer.optimizers) != 1:
         raise ValueError(f"the LR range test needs exactly one optimizer, got {len(trainer.optimizers)}")
-    optimizer = trainer.optimizers[0]
     with _snapshot(trainer, pl_module) as keep_generators:  # even building a loader draws from the RNG
         loader, batches_per_epoch = _train_loader(trainer, keep_generators)
         accumulate = trainer.accumulate_grad_batches
-        steps_per_epoch = (
-            None if batches_per_epoch is None else optimizer_steps_per_epoch(batches_per_epoch, accumulate)
-        )
+        # an empty loader was rejected: no epoch length is 0
+        steps_per_epoch = batches_per_epoch and optimizer_steps_per_epoch(batches_per_epoch, accumulate)
         num_steps = _num_steps(config, trainer, steps_per_epoch)
         val_batches = (
             [] if config.monitor == "loss" else _val_batches(trainer, config.num_val_batches, keep_generators)
         )
-        group_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        group_lrs = [float(group["lr"]) for group in trainer.optimizers[0].param_groups]
         config = replace(config, max_lr=span_end(config, group_lrs[0]))  # the span, resolved
         stream = _batches(loader)
         passes = []
-        rich = isinstance(trainer.progress_bar_callback, RichProgressBar)
         bar_steps = num_steps * config.passes
-        with _isolated(trainer, pl_module) as capture, _progress_bar(bar_steps, progress_bar, rich) as bar:
+        with _isolated(trainer, pl_module) as capture, _progress_bar(trainer, bar_steps, progress_bar) as bar:
             for index in range(config.passes):
                 with _snapshot(trainer, pl_module):  # every pass starts from the same weights and RNG state
                     if index > 0:  # ... and then draws other batches (the stream goes on) and dropout
@@ -205,27 +202,26 @@ def _evaluate(
         metric.reset()
     modes = {module: module.training for module in pl_module.modules()}
     pl_module.eval()
-    capture.start()
+    capture.logged = {}
     try:
         with torch.no_grad():
             for index, batch in enumerate(batches):
                 capture.batch_size = extract_batch_size(batch)
                 trainer.strategy.validation_step(batch, index)
     finally:
-        logged = capture.stop()
+        logged, capture.logged = capture.logged, None
         for module, mode in modes.items():
             module.training = mode
     if monitor not in logged:
         fail("monitor", monitor, f"was not logged by validation_step; it logged {sorted(logged)}")
-    logged_metric = next((v for v, _ in reversed(logged[monitor]) if isinstance(v, Metric)), None)
+    pairs = logged[monitor]  # (value, batch size) of each call
+    logged_metric = next((v for v, _ in reversed(pairs) if isinstance(v, Metric)), None)
     if logged_metric is not None:
         value = logged_metric.compute()  # torchmetrics synchronises it across ranks
     else:
         device = pl_module.device
-        values = torch.stack(
-            [torch.as_tensor(v, dtype=torch.float, device=device) for v, _ in logged[monitor]]
-        )
-        weights = torch.tensor([float(n) for _, n in logged[monitor]], device=device)
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float, device=device) for v, _ in pairs])
+        weights = torch.tensor([float(n) for _, n in pairs], device=device)
         value = trainer.strategy.reduce((values * weights).sum() / weights.sum(), reduce_op="mean")
     for metric in metrics:
         metric.reset()
@@ -244,13 +240,6 @@ class _LogCapture:
     ) -> None:
         if self.logged is not None:
             self.logged.setdefault(name, []).append((value, batch_size or self.batch_size))
-
-    def start(self) -> None:
-        self.logged = {}
-
-    def stop(self) -> dict[str, list[tuple[Any, int]]]:
-        logged, self.logged = self.logged or {}, None
-        return logged
 
 
 # --- leaving no trace ------------------------------------------------------------------------------------
@@ -275,11 +264,8 @@ def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Ca
     generators: dict[torch.Generator, torch.Tensor] = {}
 
     def keep_generators(dataloader: Any) -> None:
-        for owner in (
-            dataloader,
-            getattr(dataloader, "sampler", None),
-            getattr(dataloader, "batch_sampler", None),
-        ):
+        samplers = (getattr(dataloader, name, None) for name in ("sampler", "batch_sampler"))
+        for owner in (dataloader, *samplers):
             for candidate in (owner, getattr(owner, "sampler", None)):
                 generator = getattr(candidate, "generator", None)
                 if isinstance(generator, torch.Generator) and generator not in generators:
@@ -407,22 +393,20 @@ def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: in
         raise ValueError(
             f"num_epochs={config.num_epochs!r} needs a train loader with a length: give num_steps instead"
         )
-    epochs = DEFAULT_EPOCHS if config.num_epochs is None else config.num_epochs
+    epochs = cast(float, config.num_epochs)  # RangeTestConfig gives it a default when num_steps is None
     return max(2, config.min_steps, round(epochs * steps_per_epoch))
 
 
 @contextmanager
-def _progress_bar(total: int, show: bool, rich: bool) -> Iterator[Callable[[float, float], None]]:
+def _progress_bar(trainer: pl.Trainer, total: int, show: bool) -> Iterator[Callable[[float, float], None]]:
     """One bar, rich or tqdm like the trainer's, or none; yields ``update(lr, loss)``."""
     if not show:
         yield lambda lr, loss: None
-    elif rich:
+    elif isinstance(trainer.progress_bar_callback, RichProgressBar):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        info = TextColumn("{task.fields[info]}")
-        with Progress(
-            TextColumn("LR range test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), info
-        ) as bar:
+        columns = TextColumn("LR range test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+        with Progress(*columns, TextColumn("{task.fields[info]}")) as bar:
             task = bar.add_task("", total=total, info="")
             yield lambda lr, loss: bar.update(task, advance=1, info=f"lr={lr:.3g} loss={loss:.4g}")
     else:

@@ -131,10 +131,8 @@ def span_end(config: RangeTestConfig, optimizer_lr: float) -> float:
 
 def widened(config: RangeTestConfig, top: float, num_steps: int) -> RangeTestConfig:
     """The test of ``num_steps`` steps up to ``top``, over a :data:`WIDEN_FACTOR` times wider span at the
-    same LR per step: the wider test goes through the first one's LRs as fast, and only goes on.
-
-    With the steps kept instead, the LR would rise 3x faster per step, and a faster ramp moves the curve's
-    turn to a higher LR (the suggestion of a widened test then stood apart from its neighbours' by 1.5x).
+    same LR per step: the wider test goes through the first one's LRs as fast, and only goes on (why:
+    docs/guide/range-test.md).
 
     Example::
 

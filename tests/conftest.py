@@ -32,6 +32,24 @@ FAST = [
 
 
 @pytest.fixture(scope="session")
+def test_helpers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only a link to ``tests``, for a subprocess's ``PYTHONPATH``.
+
+    The subprocess can then import the callbacks the tests add (``tests.fault_helpers``), while the package
+    and its launcher plugin come from the install the README tells users to make, never from the checkout.
+    """
+    helpers = tmp_path_factory.mktemp("helpers")
+    (helpers / "tests").symlink_to(ROOT / "tests")
+    return helpers
+
+
+@pytest.fixture
+def helpers_on_path(test_helpers: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subprocesses started by the test import ``tests.*`` (and nothing else from the checkout)."""
+    monkeypatch.setenv("PYTHONPATH", str(test_helpers))
+
+
+@pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data dir for the whole session, so MNIST-1D is generated once."""
     return tmp_path_factory.mktemp("data")

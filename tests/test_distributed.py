@@ -120,11 +120,9 @@ def test_child_command_is_this_job_not_the_sweep(sweep_job: Path) -> None:
     assert args[1:3] == [f"--config-path={job_dir / '.hydra'}", "--config-name=config"]  # rank 0's own config
 
 
+@pytest.mark.usefixtures("helpers_on_path")  # its subprocesses import tests.*
 @pytest.mark.slow
-def test_ddp_ranks_get_the_policy_lr_and_one_run_dir(
-    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+def test_ddp_ranks_get_the_policy_lr_and_one_run_dir(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_script(
         "train.py",
@@ -152,11 +150,9 @@ def test_ddp_ranks_get_the_policy_lr_and_one_run_dir(
     assert len({p.parent for p in run_dir.rglob("events.out.tfevents.*")}) == 1  # one TensorBoard run
 
 
+@pytest.mark.usefixtures("helpers_on_path")  # its subprocesses import tests.*
 @pytest.mark.slow
-def test_ddp_sweep_runs_each_job_once_on_both_ranks(
-    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+def test_ddp_sweep_runs_each_job_once_on_both_ranks(tmp_path: Path, data_dir: Path) -> None:
     result, sweep_dir = run_sweep(tmp_path, data_dir, *RECORD, "policy.step_size=2,4", "strategy=ddp_cpu")
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]  # no stray run folders
@@ -174,11 +170,9 @@ def test_ddp_sweep_runs_each_job_once_on_both_ranks(
     assert result.stdout.count("Launching 2 jobs locally") == 1
 
 
+@pytest.mark.usefixtures("helpers_on_path")  # its subprocesses import tests.*
 @pytest.mark.slow
-def test_a_rank_that_dies_fails_its_job_and_the_sweep_goes_on(
-    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+def test_a_rank_that_dies_fails_its_job_and_the_sweep_goes_on(tmp_path: Path, data_dir: Path) -> None:
     kill_rank_1 = [
         "+callbacks.signal_at._target_=tests.fault_helpers.SignalAt",
         "+callbacks.signal_at.signum=9",

@@ -39,7 +39,7 @@ def _overrides(policy: str) -> list[str]:
 
 
 def _train_py(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
     command = [sys.executable, str(ROOT / "scripts" / "train.py"), *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -125,6 +125,7 @@ def _assert_continues(run_dir: Path, saved_step: int, reference: dict[str, dict[
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
 
 
+@pytest.mark.usefixtures("helpers_on_path")  # its subprocesses import tests.*
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("trial", [0, 1])
@@ -148,6 +149,7 @@ def test_sigkill_at_a_random_step_then_resume(
     _assert_same_weights(tmp_path / "faulty" / "run", weights)
 
 
+@pytest.mark.usefixtures("helpers_on_path")  # its subprocesses import tests.*
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_exits_cleanly_and_resumes(
     compose_cfg: Callable[..., DictConfig], tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
@@ -266,11 +268,11 @@ CLRTuner(trainer).range_test(Fragile(fail_at=5, kill=True), train_dataloaders=_l
 """
 
 
+@pytest.mark.usefixtures("helpers_on_path")  # its subprocesses import tests.*
 @pytest.mark.slow
 def test_range_test_sigkill_leaves_no_file(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", RANGE_TEST_KILLED], cwd=tmp_path, env=env, capture_output=True, timeout=300
+        [sys.executable, "-c", RANGE_TEST_KILLED], cwd=tmp_path, capture_output=True, timeout=300
     )
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     assert list(tmp_path.iterdir()) == []

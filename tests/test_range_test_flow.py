@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from lightning_clr import CyclicLR, LRRangeTest
 from lightning_clr.app.training import train
 from lightning_clr.policies import Triangular, Triangular2
-from tests.conftest import FAST, ROOT, run_script
+from tests.conftest import FAST, run_script
 from tests.test_train import scalars
 
 AUTO = ["policy=triangular2", "policy.base_lr=auto", "policy.max_lr=auto", "policy.step_size=auto"]
@@ -139,9 +139,9 @@ def test_auto_bounds_train_and_a_resume_keeps_them(
     assert [value for _, value in lr] == pytest.approx([replanned(k) for k in range(12, 18)], rel=1e-6)
 
 
+@pytest.mark.usefixtures("helpers_on_path")  # its subprocesses import tests.*
 @pytest.mark.slow
-def test_ddp_ranks_share_the_bounds(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+def test_ddp_ranks_share_the_bounds(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_script(
         "train.py",

@@ -35,23 +35,10 @@ def _slurm_down_reason() -> str | None:
 
 
 pytestmark = [
+    pytest.mark.usefixtures("helpers_on_path"),  # SLURM jobs import tests.fault_helpers
     pytest.mark.slow,
     pytest.mark.skipif(_slurm_down_reason() is not None, reason=str(_slurm_down_reason())),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _jobs_import_the_test_helpers(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """SLURM jobs inherit the environment: let them import ``tests.fault_helpers`` (callbacks the tests add).
-
-    Only the ``tests`` folder is put on their path, not the checkout: the package and its launcher plugin
-    are found as the README's install command installs them.
-    """
-    helpers = tmp_path_factory.mktemp("helpers")
-    (helpers / "tests").symlink_to(ROOT / "tests")
-    monkeypatch.setenv("PYTHONPATH", str(helpers))
 
 
 ON_SLURM = ["strategy=slurm", "trainer.accelerator=cpu"]

@@ -374,6 +374,9 @@ def main() -> None:
         "--spread", action="store_true", help="only the range test, on --seeds seeds: how far max_lr moves"
     )
     parser.add_argument("--passes", type=int, help="with --spread: range_test.passes (default: conf's)")
+    parser.add_argument(
+        "--max-passes", type=int, help="with --spread: range_test.max_passes (default: conf's, none)"
+    )
     parser.add_argument("--first-seed", type=int, default=0, help="with --spread: seeds N..N+--seeds-1")
     args = parser.parse_args()
     given = dict(parse_bounds(parser, item) for item in args.bounds)
@@ -400,6 +403,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as root:
             spreads = []
             passes = [] if args.passes is None else [f"range_test.passes={args.passes}"]
+            if args.max_passes is not None:
+                passes.append(f"range_test.max_passes={args.max_passes}")
             seeds = range(args.first_seed, args.first_seed + args.seeds)
             for name, (optimizer, overrides) in tqdm(settings.items(), desc="range tests", leave=False):
                 cfg = compose_config(optimizer, [*overrides, *passes])

@@ -219,7 +219,7 @@ def suggestion_spread(
     data = load_data(cfg)
     settings = OmegaConf.to_container(cfg.range_test, resolve=True)
     assert isinstance(settings, dict)
-    max_lrs, edges, outside, seconds = [], 0, 0, []
+    max_lrs, edges, outside, seconds, passes = [], 0, 0, [], []
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]  # settings -> file
     for seed in seeds:
         path = None if cache is None else cache / f"{setting.replace('/', '-')}-{digest}-seed{seed}.json"
@@ -241,6 +241,7 @@ def suggestion_spread(
         edges += result.best_at_top(bounds)
         outside += bounds.spread is not None and not bounds.spread[0] <= bounds.max_lr <= bounds.spread[1]
         seconds.append(took)
+        passes.append(max(1, len(result.pass_losses)))
     return {
         "setting": setting,
         "max_lrs": max_lrs,
@@ -248,6 +249,7 @@ def suggestion_spread(
         "edges": edges,
         "outside": outside,
         "seconds": statistics.median(seconds),
+        "passes": statistics.mean(passes),
     }
 
 
@@ -255,15 +257,15 @@ def spread_table(rows: Sequence[dict[str, Any]]) -> str:
     """One row per setting: the suggested ``max_lr`` over seeds, its max/min ratio, tests at the edge."""
     lines = [
         "| setting | max_lr min | median | max | max / min | best at the span's top | "
-        "outside its single passes' range | test s (median) |",
-        "|---|---|---|---|---|---|---|---|",
+        "outside its single passes' range | test s (median) | passes (mean) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lrs = row["max_lrs"]
         lines.append(
             f"| {row['setting']} | {min(lrs):.3g} | {statistics.median(lrs):.3g} | {max(lrs):.3g} | "
             f"{row['ratio']:.2f}x | {row['edges']}/{len(lrs)} | {row['outside']}/{len(lrs)} | "
-            f"{row['seconds']:.2f} |"
+            f"{row['seconds']:.2f} | {row['passes']:.1f} |"
         )
     return "\n".join(lines)
 

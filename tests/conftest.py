@@ -31,6 +31,15 @@ FAST = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same random state, whatever ran before it (a model's initial weights
+    decide, e.g., whether a range test's curve turns inside its span)."""
+    import lightning as L
+
+    L.seed_everything(0, verbose=False)
+
+
 @pytest.fixture(scope="session")
 def test_helpers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding only a link to ``tests``, for a subprocess's ``PYTHONPATH``.

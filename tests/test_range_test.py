@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import logging
 import math
 import random
 from functools import partial
@@ -373,6 +374,39 @@ def test_everything_is_restored_after_several_passes():
     assert_same(before.state, after.state)
 
 
+def test_max_passes_adds_passes_until_resampling_them_holds_max_lr_within_stable_within(monkeypatch, caplog):
+    spreads = iter([1.5, 1.3, 1.05])  # what resampling the passes gives after 3, 4 and 5 passes
+    monkeypatch.setattr(RangeTestResult, "resampled_spread", lambda self: next(spreads))
+    settings = {"min_lr": 1e-3, "max_lr": 0.3, "num_steps": 6, "passes": 3, "widen": 0, "stable_within": 1.1}
+    L.seed_everything(0)
+    model, (train, _) = Model(), loaders()
+    with caplog.at_level(logging.INFO):
+        result = CLRTuner(make_trainer()).range_test(model, train, max_passes=8, **settings)
+    assert len(result.pass_losses) == 5 and len(model.seen_lrs) == 5 * 6  # 3, then one at a time
+    assert "5 passes; resampling them moves max_lr by 1.05x (within stable_within=1.1)" in caplog.text
+    # the passes are those a test of exactly 5 runs, in its order: adding one never redraws the others
+    L.seed_everything(0)
+    model, (train, _) = Model(), loaders()
+    fixed = CLRTuner(make_trainer()).range_test(model, train, **{**settings, "passes": 5})
+    assert result.pass_losses == fixed.pass_losses
+    monkeypatch.setattr(RangeTestResult, "resampled_spread", lambda self: 2.0)
+    capped = CLRTuner(make_trainer()).range_test(Model(), train, max_passes=4, **settings)
+    assert len(capped.pass_losses) == 4 and "(still above stable_within=1.1)" in caplog.text
+
+
+def test_resampled_spread_is_how_far_the_median_curve_moves_with_other_passes():
+    lrs = np.linspace(0.01, 1.0, 100).tolist()
+    noise = np.random.default_rng(0).normal(0, 0.002, (6, 100))
+    dips = [0.3, 0.31, 0.32, 0.7, 0.71, 0.72]  # half the passes lowest near 0.3, half near 0.7
+    split = [((np.log(lrs) - np.log(at)) ** 2 + e).tolist() for at, e in zip(dips, noise, strict=True)]
+    agreeing = [((np.log(lrs) - np.log(0.3)) ** 2 + e).tolist() for e in noise]
+    split_result = RangeTestResult(lrs, [], [], pass_losses=split)
+    assert RangeTestResult(lrs, [], [], pass_losses=agreeing).resampled_spread() < 1.05
+    assert split_result.resampled_spread() > 2.0  # the median follows one dip or the other
+    assert split_result.resampled_spread() == split_result.resampled_spread(seed=0)  # seeded
+    assert RangeTestResult(lrs, agreeing[0], [], pass_losses=[]).resampled_spread() == 1.0
+
+
 def test_a_curve_still_falling_at_the_top_widens_the_span_then_warns(monkeypatch):
     train, _ = loaders()
     falling = RangeTestResult(lrs=[0.1, 0.2, 0.3, 0.4], losses=[3.0, 2.0, 1.5, 1.0], smoothed=[0.0] * 4)
@@ -437,6 +471,7 @@ def test_monitoring_a_validation_metric_is_bounded():
         model,
         train,
         val,
+        max_lr=0.5,  # low enough that no pass diverges before its last evaluation
         num_steps=12,
         monitor="val_acc",
         val_check_interval=4,
@@ -598,6 +633,8 @@ def test_plot_shows_the_band():
         ({"beta": 1.0}, r"beta=1.0 must be a number in \[0, 1\)"),
         ({"num_val_batches": 0}, "num_val_batches=0 must be an integer >= 1"),
         ({"update": ("lr",)}, "update=\\('lr',\\) must be 'pending' or a selection of"),
+        ({"passes": 5, "max_passes": 3}, "max_passes=3 must be >= passes=5, or None"),
+        ({"stable_within": 1.0}, "stable_within=1.0 must be a number > 1"),
     ],
 )
 def test_arguments_are_checked(kwargs, message):

@@ -49,6 +49,11 @@ class LRRangeTest(Callback):
         beta: the EMA factor of the smoothed loss, in [0, 1); default ``1 - 1 / max(10, num_steps / 20)``.
         passes: run the test this many times from the same weights, each on other batches, and read the
             bounds off the median curve; ``bounds.spread`` gives the range of what single passes suggest.
+        max_passes: with a value above ``passes``, add passes one at a time, up to this many, while
+            resampling them moves ``max_lr`` by more than ``stable_within``
+            (:meth:`~lightning_clr.range_test.RangeTestResult.resampled_spread`); None: exactly ``passes``.
+        stable_within: the factor, > 1, that resampled passes may move ``max_lr`` by (10th to 90th
+            percentile) before ``max_passes`` stops adding passes.
         min_steps: a test given in ``num_epochs`` runs at least this many optimizer steps.
         widen: while the curve's best point is at the top of the span, test again up to 3x ``max_lr``, at
             most this many times; then warn. 0 only warns.
@@ -94,6 +99,8 @@ class LRRangeTest(Callback):
         divergence_threshold: float | None = default("divergence_threshold"),
         beta: float | None = default("beta"),
         passes: int = default("passes"),
+        max_passes: int | None = default("max_passes"),
+        stable_within: float = default("stable_within"),
         min_steps: int = default("min_steps"),
         widen: int = default("widen"),
         update: str | Collection[str] = ("base_lr", "max_lr"),

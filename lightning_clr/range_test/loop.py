@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import lightning.pytorch as pl
 import numpy as np
@@ -75,26 +75,49 @@ def run_range_test(
         group_lrs = [float(group["lr"]) for group in trainer.optimizers[0].param_groups]
         config = replace(config, max_lr=span_end(config, group_lrs[0]))  # the span, resolved
         stream = _batches(loader)
-        passes = []
+        passes: list[RangeTestResult] = []
+        info = {
+            "mode": config.mode,
+            "monitor": config.monitor,
+            "monitor_mode": cast(str, config.monitor_mode),
+        }
         bar_steps = num_steps * config.passes
         with _isolated(trainer, pl_module) as capture, _progress_bar(trainer, bar_steps, progress_bar) as bar:
-            for index in range(config.passes):
+            while len(passes) < config.passes or _needs_another_pass(passes, config, info):
+                if len(passes) >= config.passes:
+                    bar.grow(num_steps)
                 with _snapshot(trainer, pl_module):  # every pass starts from the same weights and RNG state
-                    if index > 0:  # ... and then draws other batches (the stream goes on) and dropout
-                        _seed_everything(int(torch.randint(2**31 - 1, ())) + index)
+                    if passes:  # ... and then draws other batches (the stream goes on) and dropout
+                        _seed_everything(int(torch.randint(2**31 - 1, ())) + len(passes))
                     passes.append(
-                        _one_pass(trainer, pl_module, config, num_steps, stream, val_batches, capture, bar)
+                        _one_pass(
+                            trainer, pl_module, config, num_steps, stream, val_batches, capture, bar.step
+                        )
                     )
         return RangeTestResult.from_passes(
             passes,
-            mode=config.mode,
-            monitor=config.monitor,
-            monitor_mode=cast(str, config.monitor_mode),  # __post_init__ chose it
+            **info,
             num_steps=num_steps,
             steps_per_epoch=steps_per_epoch,
             total_steps=run_steps(batches_per_epoch, trainer.max_epochs, trainer.max_steps, accumulate),
             group_lrs=group_lrs,
         )
+
+
+def _needs_another_pass(passes: list[RangeTestResult], config: RangeTestConfig, info: dict[str, Any]) -> bool:
+    """Whether ``passes`` (at least ``config.passes``) should get one more: ``max_passes`` allows it and
+    resampling them moves the suggestion by more than ``stable_within``; says so when it stops adding."""
+    if config.max_passes is None or config.max_passes == config.passes:
+        return False
+    spread = RangeTestResult.from_passes(passes, **info).resampled_spread()
+    if spread > config.stable_within and len(passes) < config.max_passes:
+        return True
+    verdict = "within" if spread <= config.stable_within else "still above"
+    rank_zero_info(
+        f"LR range test: {len(passes)} passes; resampling them moves max_lr by {spread:.3g}x "
+        f"({verdict} stable_within={config.stable_within})"
+    )
+    return False
 
 
 def _one_pass(
@@ -398,24 +421,38 @@ def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: in
 
 
 @contextmanager
-def _progress_bar(trainer: pl.Trainer, total: int, show: bool) -> Iterator[Callable[[float, float], None]]:
-    """One bar, rich or tqdm like the trainer's, or none; yields ``update(lr, loss)``."""
+def _progress_bar(trainer: pl.Trainer, total: int, show: bool) -> Iterator[_Bar]:
+    """One bar, rich or tqdm like the trainer's, or none."""
     if not show:
-        yield lambda lr, loss: None
+        yield _Bar(step=lambda lr, loss: None, grow=lambda steps: None)
     elif isinstance(trainer.progress_bar_callback, RichProgressBar):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         columns = TextColumn("LR range test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
         with Progress(*columns, TextColumn("{task.fields[info]}")) as bar:
             task = bar.add_task("", total=total, info="")
-            yield lambda lr, loss: bar.update(task, advance=1, info=f"lr={lr:.3g} loss={loss:.4g}")
+            yield _Bar(
+                step=lambda lr, loss: bar.update(task, advance=1, info=f"lr={lr:.3g} loss={loss:.4g}"),
+                grow=lambda steps: bar.update(task, total=bar.tasks[task].total + steps),
+            )
     else:
         from tqdm.auto import tqdm
 
         with tqdm(total=total, desc="LR range test", dynamic_ncols=True) as tqdm_bar:
 
-            def update(lr: float, loss: float) -> None:
+            def step(lr: float, loss: float) -> None:
                 tqdm_bar.set_postfix(lr=f"{lr:.3g}", loss=f"{loss:.4g}", refresh=False)
                 tqdm_bar.update()
 
-            yield update
+            def grow(steps: int) -> None:
+                tqdm_bar.total += steps
+                tqdm_bar.refresh()
+
+            yield _Bar(step, grow)
+
+
+class _Bar(NamedTuple):
+    """A progress bar: ``step(lr, loss)`` after each step, ``grow(steps)`` when a pass is added."""
+
+    step: Callable[[float, float], None]
+    grow: Callable[[int], None]

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lightning_clr.suggest import Bounds, finite_prefix, smoothed_curve, suggest_bounds, suggest_step_size
 
 if TYPE_CHECKING:
@@ -124,6 +126,41 @@ class RangeTestResult:
             ([self.lrs[i] for i in self.metric_steps[: len(values)]], values, self.monitor_mode)
             for values in self.pass_metric_values
         ]
+
+    def resampled_spread(self, resamples: int = 64, seed: int = 0) -> float:
+        """How far other passes could move the suggestion: the 90th over the 10th percentile of ``peak_lr``
+        (so of ``max_lr``), read as :meth:`suggest` reads it off the median curve of the passes drawn with
+        replacement, ``resamples`` times (seeded); 1.0 with one pass.
+
+        Example::
+
+            >>> lrs = [0.01 * i for i in range(1, 101)]
+            >>> def dip(at):  # a curve lowest at LR ``at``
+            ...     return [(lr - at) ** 2 for lr in lrs]
+            >>> RangeTestResult(lrs, dip(0.5), [], pass_losses=[dip(0.5)] * 4).resampled_spread()
+            1.0
+            >>> split = RangeTestResult(lrs, dip(0.5), [], pass_losses=[dip(0.3), dip(0.7)] * 2)
+            >>> split.resampled_spread() > 2  # two dips: which one the median follows is chance
+            True
+        """
+        curves = self.pass_curves()
+        if len(curves) < 2:
+            return 1.0
+        lrs, _, mode = max(curves, key=lambda curve: len(curve[0]))
+        values = np.full((len(curves), len(lrs)), np.nan)
+        for row, (_, pass_values, _) in zip(values, curves, strict=True):
+            row[: len(pass_values)] = pass_values
+        values[~np.isfinite(values)] = np.nan
+        generator = np.random.default_rng(seed)
+        peaks = []
+        for _ in range(resamples):
+            drawn = values[generator.integers(0, len(curves), len(curves))]
+            reached = np.isfinite(drawn).sum(axis=0) * 2 > len(drawn)  # as in the median curve
+            median = np.full(len(lrs), np.nan)
+            median[reached] = np.nanmedian(drawn[:, reached], axis=0)
+            peaks.append(suggest_bounds(lrs, median, mode).peak_lr)
+        low, high = np.quantile(peaks, [0.1, 0.9])
+        return float(high / low)
 
     def best_at_top(self, bounds: Bounds | None = None) -> bool:
         """True when the curve was still improving at the top of the span: the test should go higher.

@@ -27,6 +27,9 @@ DEFAULT_EPOCHS = 4
 #: Passes from the same weights on other batches; the bounds come from their median curve (how far max_lr
 #: moves between seeds: docs/benchmarks/range-test-stability.md).
 DEFAULT_PASSES = 5
+#: With ``max_passes`` above ``passes``: more passes until resampled ones move ``max_lr`` by at most this
+#: factor (docs/benchmarks/panel.md: 1.1 holds MNIST-1D within 1.3x over 16 seeds, SGD and Adam).
+DEFAULT_STABLE_WITHIN = 1.1
 #: At least this many steps per pass when the length is given in epochs.
 DEFAULT_MIN_STEPS = 150
 #: While the curve's best point is at the top of the span, test again over a 3x wider one, this often.
@@ -54,6 +57,8 @@ class RangeTestConfig:
     divergence_threshold: float | None = 4.0
     beta: float | None = None
     passes: int = DEFAULT_PASSES
+    max_passes: int | None = None
+    stable_within: float = DEFAULT_STABLE_WITHIN
     min_steps: int = DEFAULT_MIN_STEPS
     widen: int = DEFAULT_WIDEN
 
@@ -81,10 +86,25 @@ class RangeTestConfig:
             fail("monitor_mode", self.monitor_mode, "must be 'min', 'max' or None")
         if self.monitor == "loss" and self.monitor_mode != "min":
             fail("monitor_mode", self.monitor_mode, "must be 'min' when monitor='loss'")
-        counts = {"val_check_interval": 1, "num_val_batches": 1, "passes": 1, "min_steps": 2, "widen": 0}
+        counts = {
+            "val_check_interval": 1,
+            "num_val_batches": 1,
+            "passes": 1,
+            "max_passes": 1,
+            "min_steps": 2,
+            "widen": 0,
+        }
         for name, minimum in counts.items():
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, integer(name, getattr(self, name), minimum))
+        if self.max_passes is not None and self.max_passes < self.passes:
+            fail(
+                "max_passes",
+                self.max_passes,
+                f"must be >= passes={self.passes!r}, or None for exactly passes",
+            )
+        if not (finite(self.stable_within) or 0) > 1:
+            fail("stable_within", self.stable_within, "must be a number > 1")
         threshold = self.divergence_threshold
         if threshold is not None and not ((finite(threshold) or 0) > 1):
             fail("divergence_threshold", threshold, "must be a number > 1 or None")

@@ -571,6 +571,16 @@ def test_one_progress_bar_like_the_trainers(bar, capsys):
     assert "LR range test" in captured.out + captured.err
 
 
+@pytest.mark.parametrize("bar", ["tqdm", "rich"])
+def test_the_progress_bar_grows_by_a_pass_for_each_pass_added(bar, capsys, monkeypatch):
+    monkeypatch.setattr(RangeTestResult, "resampled_spread", lambda self: 2.0)  # never stable: up to max
+    callbacks = [RichProgressBar()] if bar == "rich" else []
+    trainer = make_trainer(enable_progress_bar=True, callbacks=callbacks)
+    CLRTuner(trainer).range_test(Model(), loaders()[0], num_steps=3, passes=2, max_passes=4, widen=0)
+    captured = capsys.readouterr()
+    assert "12/12" in captured.out + captured.err  # 2 passes planned, then 2 more: 4 x 3 steps
+
+
 def test_output_dir_and_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

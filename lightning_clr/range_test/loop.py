@@ -431,9 +431,14 @@ def _progress_bar(trainer: pl.Trainer, total: int, show: bool) -> Iterator[_Bar]
         columns = TextColumn("LR range test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
         with Progress(*columns, TextColumn("{task.fields[info]}")) as bar:
             task = bar.add_task("", total=total, info="")
+
+            def grow_rich(steps: int) -> None:
+                nonlocal total
+                total += steps
+                bar.update(task, total=total)
+
             yield _Bar(
-                step=lambda lr, loss: bar.update(task, advance=1, info=f"lr={lr:.3g} loss={loss:.4g}"),
-                grow=lambda steps: bar.update(task, total=bar.tasks[task].total + steps),
+                lambda lr, loss: bar.update(task, advance=1, info=f"lr={lr:.3g} loss={loss:.4g}"), grow_rich
             )
     else:
         from tqdm.auto import tqdm
@@ -445,7 +450,9 @@ def _progress_bar(trainer: pl.Trainer, total: int, show: bool) -> Iterator[_Bar]
                 tqdm_bar.update()
 
             def grow(steps: int) -> None:
-                tqdm_bar.total += steps
+                nonlocal total
+                total += steps
+                tqdm_bar.total = total
                 tqdm_bar.refresh()
 
             yield _Bar(step, grow)

@@ -128,9 +128,9 @@ class RangeTestResult:
         ]
 
     def resampled_spread(self, resamples: int = 64, seed: int = 0) -> float:
-        """How far other passes could move the suggestion: the 90th over the 10th percentile of ``peak_lr``
-        (so of ``max_lr``), read as :meth:`suggest` reads it off the median curve of the passes drawn with
-        replacement, ``resamples`` times (seeded); 1.0 with one pass.
+        """How far other passes could move the suggestion: the 90th over the 10th percentile of ``max_lr``,
+        read as :meth:`suggest` reads it off the median curve of the passes drawn with replacement,
+        ``resamples`` times (seeded); 1.0 with one pass.
 
         Example::
 
@@ -152,14 +152,14 @@ class RangeTestResult:
             row[: len(pass_values)] = pass_values
         values[~np.isfinite(values)] = np.nan
         generator = np.random.default_rng(seed)
-        peaks = []
+        suggested = []
         for _ in range(resamples):
             drawn = values[generator.integers(0, len(curves), len(curves))]
             reached = np.isfinite(drawn).sum(axis=0) * 2 > len(drawn)  # as in the median curve
             median = np.full(len(lrs), np.nan)
             median[reached] = np.nanmedian(drawn[:, reached], axis=0)
-            peaks.append(suggest_bounds(lrs, median, mode).peak_lr)
-        low, high = np.quantile(peaks, [0.1, 0.9])
+            suggested.append(suggest_bounds(lrs, median, mode).max_lr)
+        low, high = np.quantile(suggested, [0.1, 0.9])
         return float(high / low)
 
     def best_at_top(self, bounds: Bounds | None = None) -> bool:

@@ -378,10 +378,30 @@ def main() -> None:
         "--max-passes", type=int, help="with --spread: range_test.max_passes (default: conf's, none)"
     )
     parser.add_argument("--first-seed", type=int, default=0, help="with --spread: seeds N..N+--seeds-1")
+    parser.add_argument(
+        "--range-test",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --spread: more conf/range_test settings, e.g. max_lr=4.0 num_steps=600",
+    )
+    parser.add_argument(
+        "--settings", nargs="+", metavar="SETTING", help="with --spread: only these, e.g. digits-resnet8-sgd"
+    )
     args = parser.parse_args()
     given = dict(parse_bounds(parser, item) for item in args.bounds)
-    if (args.passes is not None or args.first_seed) and not args.spread:
-        parser.error("--passes and --first-seed set the range tests of --spread: give --spread too")
+    spread_only = (
+        args.passes,
+        args.max_passes,
+        args.first_seed or None,
+        args.range_test or None,
+        args.settings,
+    )
+    if any(option is not None for option in spread_only) and not args.spread:
+        parser.error(
+            "--passes, --max-passes, --first-seed, --range-test and --settings set the range tests of "
+            "--spread: give --spread too"
+        )
     if args.seeds < 2 or args.epochs < 1 or not 0 <= args.trainer_seeds <= args.seeds:
         parser.error(
             f"--seeds={args.seeds} must be at least 2 (paired sd), --epochs={args.epochs} at least 1, and "
@@ -400,11 +420,18 @@ def main() -> None:
     tasks = [task for task in TASKS if task.name in args.tasks]
     if args.spread:
         settings = {name: setting for task in tasks for name, setting in spread_settings(task).items()}
+        unknown = set(args.settings or ()) - set(settings)
+        if unknown:
+            parser.error(f"--settings {' '.join(sorted(unknown))}: --tasks gives only {', '.join(settings)}")
+        settings = {
+            name: setting for name, setting in settings.items() if name in (args.settings or settings)
+        }
         with tempfile.TemporaryDirectory() as root:
             spreads = []
             passes = [] if args.passes is None else [f"range_test.passes={args.passes}"]
             if args.max_passes is not None:
                 passes.append(f"range_test.max_passes={args.max_passes}")
+            passes += [f"range_test.{item}" for item in args.range_test]
             seeds = range(args.first_seed, args.first_seed + args.seeds)
             for name, (optimizer, overrides) in tqdm(settings.items(), desc="range tests", leave=False):
                 cfg = compose_config(optimizer, [*overrides, *passes])

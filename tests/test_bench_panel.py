@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -104,3 +106,17 @@ def test_the_spread_runs_the_seeds_it_is_given_and_rereads_them_from_its_cache(t
     assert len(row["max_lrs"]) == 2 and row["ratio"] == max(row["max_lrs"]) / min(row["max_lrs"])
     again = panel.suggestion_spread(task.name, cfg, range(2, 4), str(tmp_path / "runs"), tmp_path / "cache")
     assert again["max_lrs"] == row["max_lrs"] and again["seconds"] == row["seconds"]  # read, not rerun
+
+
+def test_the_spread_runs_only_the_settings_asked_for_with_their_range_test_settings(tmp_path: Path) -> None:
+    command = [sys.executable, str(ROOT / "scripts" / "bench_panel.py"), "--spread", "--seeds", "2"]
+    command += ["--tasks", "digits-mlp-adamw", "--settings", "digits-mlp-sgd", "--cache", str(tmp_path)]
+    command += ["--range-test", "passes=2", "max_passes=3", "num_steps=30", "widen=0"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=tmp_path)
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| digits-")]
+    assert len(rows) == 1 and rows[0].startswith("| digits-mlp-sgd |")
+    recorded = [json.loads(path.read_text()) for path in (tmp_path / "spread").iterdir()]
+    assert len(recorded) == 2 and all(len(r["result"]["lrs"]) == 30 for r in recorded)
+    assert all(2 <= len(r["result"]["pass_losses"]) <= 3 for r in recorded)
+    refused = subprocess.run([*command[:2], "--range-test", "passes=2"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "give --spread too" in refused.stderr

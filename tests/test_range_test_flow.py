@@ -45,6 +45,7 @@ class BoundsRecorder(L.Callback):
         record = {
             "world_size": trainer.world_size,
             "steps": len(tester.result.lrs),
+            "passes": len(tester.result.pass_losses),
             "losses": tester.result.losses,
             "applied": tester.applied,
             "policy": clr.policy.params(),
@@ -155,12 +156,15 @@ def test_ddp_ranks_share_the_bounds(tmp_path: Path, data_dir: Path) -> None:
         "policy.max_lr=auto",
         "policy.step_size=4",
         *SHORT_TEST,
+        "range_test.max_passes=4",  # passes added while they disagree: every rank must add the same
+        "range_test.stable_within=1.000001",
         f"paths.data_dir={data_dir}",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((run_dir / f"bounds_rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert ranks[0]["passes"] == ranks[1]["passes"] and 2 <= ranks[0]["passes"] <= 4
     bounds = yaml.safe_load((run_dir / "range_test_bounds.yaml").read_text())
     applied = {key: bounds[key] for key in ("base_lr", "max_lr")}
     assert bounds["applied"]["step_size"] == 16  # 2 epochs of 8 steps per rank (not given to the policy)

@@ -389,6 +389,9 @@ def test_max_passes_adds_passes_until_resampling_them_holds_max_lr_within_stable
     model, (train, _) = Model(), loaders()
     fixed = CLRTuner(make_trainer()).range_test(model, train, **{**settings, "passes": 5})
     assert result.pass_losses == fixed.pass_losses
+    monkeypatch.setattr(RangeTestResult, "resampled_spread", lambda self: 1.0)
+    single = CLRTuner(make_trainer()).range_test(Model(), train, max_passes=3, **{**settings, "passes": 1})
+    assert len(single.pass_losses) == 2  # one pass cannot disagree with itself: a second one to judge by
     monkeypatch.setattr(RangeTestResult, "resampled_spread", lambda self: 2.0)
     capped = CLRTuner(make_trainer()).range_test(Model(), train, max_passes=4, **settings)
     assert len(capped.pass_losses) == 4 and "(still above stable_within=1.1)" in caplog.text

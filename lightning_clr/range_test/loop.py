@@ -109,6 +109,8 @@ def _needs_another_pass(passes: list[RangeTestResult], config: RangeTestConfig, 
     resampling them moves the suggestion by more than ``stable_within``; says so when it stops adding."""
     if config.max_passes is None or config.max_passes == config.passes:
         return False
+    if len(passes) == 1:  # one pass cannot disagree with itself
+        return True
     spread = RangeTestResult.from_passes(passes, **info).resampled_spread()
     if spread > config.stable_within and len(passes) < config.max_passes:
         return True

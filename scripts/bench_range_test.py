@@ -214,7 +214,8 @@ def suggestion_spread(
     ``outside`` the suggestions outside the range of ``max_lr`` the test's single passes gave
     (``Bounds.spread``), which the test prints beside it. With ``cache``, each test's recorded curves are
     kept there (one JSON file per setting, range-test settings and seed), so a rerun reads them again with
-    the current rule.
+    the current rule (how many passes a test ran stays as recorded: a new ``max_passes`` rule needs a new
+    cache).
     """
     data = load_data(cfg)
     settings = OmegaConf.to_container(cfg.range_test, resolve=True)

@@ -108,6 +108,7 @@ def test_the_spread_runs_the_seeds_it_is_given_and_rereads_them_from_its_cache(t
     assert again["max_lrs"] == row["max_lrs"] and again["seconds"] == row["seconds"]  # read, not rerun
 
 
+@pytest.mark.slow
 def test_the_spread_runs_only_the_settings_asked_for_with_their_range_test_settings(tmp_path: Path) -> None:
     command = [sys.executable, str(ROOT / "scripts" / "bench_panel.py"), "--spread", "--seeds", "2"]
     command += ["--tasks", "digits-mlp-adamw", "--settings", "digits-mlp-sgd", "--cache", str(tmp_path)]

@@ -406,8 +406,36 @@ def test_resampled_spread_is_how_far_the_median_curve_moves_with_other_passes():
     split_result = RangeTestResult(lrs, [], [], pass_losses=split)
     assert RangeTestResult(lrs, [], [], pass_losses=agreeing).resampled_spread() < 1.05
     assert split_result.resampled_spread() > 2.0  # the median follows one dip or the other
-    assert split_result.resampled_spread() == split_result.resampled_spread(seed=0)  # seeded
-    assert RangeTestResult(lrs, agreeing[0], [], pass_losses=[]).resampled_spread() == 1.0
+    state = np.random.get_state()[1].copy()
+    assert split_result.resampled_spread() == split_result.resampled_spread()  # its own seeded generator
+    assert (np.random.get_state()[1] == state).all()  # ... and not the global one
+    assert RangeTestResult(lrs, [], [], pass_losses=agreeing[:1]).resampled_spread() == 1.0  # one pass
+    nan = [math.nan] * 100
+    early = RangeTestResult(lrs, [], [], pass_losses=[*agreeing[:3], nan, nan])  # two diverged at once
+    assert 1.0 <= early.resampled_spread() < math.inf  # draws of mostly diverged passes are left out
+    assert RangeTestResult(lrs, [], [], pass_losses=[nan, nan]).resampled_spread() == math.inf
+    stopped = RangeTestResult(lrs, agreeing[0], [], pass_losses=[agreeing[0], [0.5, math.nan], agreeing[1]])
+    assert stopped.suggest().spread is not None  # a pass that diverged at its second step reads as none
+
+
+def test_max_passes_with_a_monitored_metric_and_passes_that_diverge_at_other_steps():
+    model, (train, val) = Model(), loaders()
+    settings = {"monitor": "val_acc", "val_check_interval": 4, "num_val_batches": 1, "widen": 0}
+    result = CLRTuner(make_trainer()).range_test(
+        model, train, val, max_lr=20.0, num_steps=40, passes=3, max_passes=6, **settings
+    )
+    assert 3 <= len(result.pass_losses) <= 6 and result.stop_reason  # some passes diverged
+    assert len(result.suggest().spread) == 2
+    curves = result.pass_curves()
+    assert all(len(lrs) == len(values) <= len(result.metric_steps) for lrs, values, _ in curves)
+
+
+def test_max_passes_equal_to_passes_adds_none(caplog):
+    with caplog.at_level(logging.INFO):
+        result = CLRTuner(make_trainer()).range_test(
+            Model(), loaders()[0], min_lr=1e-3, max_lr=0.3, num_steps=6, passes=3, max_passes=3, widen=0
+        )
+    assert len(result.pass_losses) == 3 and "resampling them" not in caplog.text
 
 
 def test_a_curve_still_falling_at_the_top_widens_the_span_then_warns(monkeypatch):

@@ -164,7 +164,7 @@ def test_ddp_ranks_share_the_bounds(tmp_path: Path, data_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((run_dir / f"bounds_rank{rank}.json").read_text()) for rank in (0, 1)]
-    assert ranks[0]["passes"] == ranks[1]["passes"] and 2 <= ranks[0]["passes"] <= 4
+    assert ranks[0]["passes"] == ranks[1]["passes"] == 4  # rank 0 decides for both
     bounds = yaml.safe_load((run_dir / "range_test_bounds.yaml").read_text())
     applied = {key: bounds[key] for key in ("base_lr", "max_lr")}
     assert bounds["applied"]["step_size"] == 16  # 2 epochs of 8 steps per rank (not given to the policy)

@@ -83,7 +83,10 @@ def run_range_test(
         }
         bar_steps = num_steps * config.passes
         with _isolated(trainer, pl_module) as capture, _progress_bar(trainer, bar_steps, progress_bar) as bar:
-            while len(passes) < config.passes or _needs_another_pass(passes, config, info):
+            # rank 0 decides for all: a float apart near stable_within must not leave one rank a pass behind
+            while len(passes) < config.passes or trainer.strategy.broadcast(
+                _needs_another_pass(passes, config, info), src=0
+            ):
                 if len(passes) >= config.passes:
                     bar.grow(num_steps)
                 with _snapshot(trainer, pl_module):  # every pass starts from the same weights and RNG state
@@ -434,13 +437,13 @@ def _progress_bar(trainer: pl.Trainer, total: int, show: bool) -> Iterator[_Bar]
         with Progress(*columns, TextColumn("{task.fields[info]}")) as bar:
             task = bar.add_task("", total=total, info="")
 
-            def grow_rich(steps: int) -> None:
+            def grow(steps: int) -> None:
                 nonlocal total
                 total += steps
                 bar.update(task, total=total)
 
             yield _Bar(
-                lambda lr, loss: bar.update(task, advance=1, info=f"lr={lr:.3g} loss={loss:.4g}"), grow_rich
+                lambda lr, loss: bar.update(task, advance=1, info=f"lr={lr:.3g} loss={loss:.4g}"), grow
             )
     else:
         from tqdm.auto import tqdm

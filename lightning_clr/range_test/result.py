@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lightning_clr.suggest import Bounds, finite_prefix, smoothed_curve, suggest_bounds, suggest_step_size
 
@@ -110,7 +111,9 @@ class RangeTestResult:
         spread = None
         if len(self.pass_losses) > 1:
             alone = [
-                suggest_bounds(*curve, **rule).max_lr for curve in self.pass_curves() if len(curve[0]) > 1
+                suggest_bounds(*curve, **rule).max_lr
+                for curve in self.pass_curves()
+                if _readable(curve[0], curve[1])
             ]
             spread = (min(alone), max(alone)) if alone else None
         step_size = None
@@ -122,15 +125,17 @@ class RangeTestResult:
         """``(lrs, values, mode)`` of every pass, as :meth:`curve` reads the combined one."""
         if self.monitor == "loss":
             return [(self.lrs[: len(losses)], losses, "min") for losses in self.pass_losses]
+        steps = self.metric_steps  # those the combined curve reached: a pass may have gone on further
         return [
-            ([self.lrs[i] for i in self.metric_steps[: len(values)]], values, self.monitor_mode)
+            ([self.lrs[i] for i in steps[: len(values)]], values[: len(steps)], self.monitor_mode)
             for values in self.pass_metric_values
         ]
 
     def resampled_spread(self, resamples: int = 64, seed: int = 0) -> float:
         """How far other passes could move the suggestion: the 90th over the 10th percentile of ``max_lr``,
         read as :meth:`suggest` reads it off the median curve of the passes drawn with replacement,
-        ``resamples`` times (seeded); 1.0 with one pass.
+        ``resamples`` times (seeded); 1.0 with one pass. A draw whose median curve has fewer than 2 finite
+        points (most of its passes diverged at once) is left out; inf when fewer than 2 draws are left.
 
         Example::
 
@@ -158,7 +163,10 @@ class RangeTestResult:
             reached = np.isfinite(drawn).sum(axis=0) * 2 > len(drawn)  # as in the median curve
             median = np.full(len(lrs), np.nan)
             median[reached] = np.nanmedian(drawn[:, reached], axis=0)
-            suggested.append(suggest_bounds(lrs, median, mode).max_lr)
+            if _readable(lrs, median):
+                suggested.append(suggest_bounds(lrs, median, mode).max_lr)
+        if len(suggested) < 2:
+            return math.inf
         low, high = np.quantile(suggested, [0.1, 0.9])
         return float(high / low)
 
@@ -272,6 +280,11 @@ class RangeTestResult:
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> RangeTestResult:
         return cls(**{k: v for k, v in state.items() if k in cls.__dataclass_fields__})
+
+
+def _readable(lrs: ArrayLike, values: ArrayLike) -> bool:
+    """Whether a curve has the 2 finite values before its first NaN/inf that a reading needs."""
+    return len(finite_prefix(lrs, values)[0]) > 1
 
 
 def _step_medians(passes: Sequence[Sequence[float]], length: int) -> list[float]:

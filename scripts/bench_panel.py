@@ -390,14 +390,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     given = dict(parse_bounds(parser, item) for item in args.bounds)
-    spread_only = (
-        args.passes,
-        args.max_passes,
-        args.first_seed or None,
-        args.range_test or None,
-        args.settings,
-    )
-    if any(option is not None for option in spread_only) and not args.spread:
+    spread_only = args.passes, args.max_passes, args.first_seed, args.range_test, args.settings
+    if not args.spread and any(option not in (None, 0, []) for option in spread_only):
         parser.error(
             "--passes, --max-passes, --first-seed, --range-test and --settings set the range tests of "
             "--spread: give --spread too"
@@ -428,13 +422,13 @@ def main() -> None:
         }
         with tempfile.TemporaryDirectory() as root:
             spreads = []
-            passes = [] if args.passes is None else [f"range_test.passes={args.passes}"]
+            test_settings = [] if args.passes is None else [f"range_test.passes={args.passes}"]
             if args.max_passes is not None:
-                passes.append(f"range_test.max_passes={args.max_passes}")
-            passes += [f"range_test.{item}" for item in args.range_test]
+                test_settings.append(f"range_test.max_passes={args.max_passes}")
+            test_settings += [f"range_test.{item}" for item in args.range_test]
             seeds = range(args.first_seed, args.first_seed + args.seeds)
             for name, (optimizer, overrides) in tqdm(settings.items(), desc="range tests", leave=False):
-                cfg = compose_config(optimizer, [*overrides, *passes])
+                cfg = compose_config(optimizer, [*overrides, *test_settings])
                 spreads.append(suggestion_spread(name, cfg, seeds, root, args.cache / "spread"))
         print(f"\nsuggested max_lr over seeds {seeds.start}-{seeds.stop - 1}:\n{spread_table(spreads)}")
         print(f"\n{time.perf_counter() - start:.0f} s wall on 1 torch thread")

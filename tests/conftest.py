@@ -33,16 +33,20 @@ FAST = [
 
 
 @pytest.fixture(autouse=True)
-def _seeded() -> None:
+def _seeded() -> Iterator[None]:
     """Every test starts from the same random state, whatever ran before it (a model's initial weights
-    decide, e.g., whether a range test's curve turns inside its span). The generators only: Lightning's
-    ``seed_everything`` would also export ``PL_GLOBAL_SEED`` to every subprocess a test starts."""
+    decide, e.g., whether a range test's curve turns inside its span), and leaves no seed in the
+    environment: Lightning's ``seed_everything`` in a test exports ``PL_GLOBAL_SEED`` and
+    ``PL_SEED_WORKERS``, which every subprocess a later test starts would inherit, as no user's does."""
     import numpy as np
     import torch
 
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+    yield
+    for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

@@ -99,14 +99,15 @@ class CyclicLR(Callback):
         self._fitting = False
         self._batch_start: list[int] = []
         self._configured_for_fit: Sequence[Policy] = ()  # per optimizer, before resolution
-        self._last_run_steps: list[int | None] | None = None  # the last fit's plan, for a checkpoint after it
+        self._last_plan: dict[str, Any] = {}  # the last fit's plan state, for a checkpoint after it
+        self._batches_per_epoch: int | None = None  # this fit's, for its checkpoints
         self._start_from_configuration()
 
     def _start_from_configuration(self) -> None:
         """The policies and pending arguments as configured; nothing resolved, planned or observed yet."""
         self.policies: tuple[Policy, ...] = self._configured_policies
         self.pending = set(self._configured_pending)
-        self.resolved: dict[str, Any] = {}  # values found or resolved at start-up (bounds, a step size)
+        self._resolved: list[dict[str, Any]] = [{} for _ in self.policies]  # per policy, as ``resolved``
         self.last_step: dict[str, float] = {}  # what the latest optimizer step used (the logged values)
         self._manual_steps: list[int] | None = None  # per-optimizer step counts, manual optimization only
         self._plans: list[_Plan] = []
@@ -114,11 +115,19 @@ class CyclicLR(Callback):
         self._stepping: SteppingPattern | None = None
         self._first_epoch: list[tuple[int, ...]] = []  # each batch's steps, while the first epoch is seen
         self._checkpoint_run_steps: list[int | None] | None = None  # the plan the checkpoint was trained on
+        self._checkpoint_scales: list[list[float]] | None = None  # its param groups' ratios, exactly
+        self._checkpoint_batches: int | None = None  # its epochs' length in batches
+        self._epoch_start: tuple[int, int] | None = None  # (epoch, global step) where the epoch began
 
     @property
     def policy(self) -> Policy:
         """The policy in force (the first one, when there is one per optimizer)."""
         return self.policies[0]
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """What start-up found or resolved for :attr:`policy`: bounds from a range test, a step size."""
+        return self._resolved[0]
 
     def update_policy(self, **changes: Any) -> None:
         """Replace policy arguments (of every policy): for this fit during one, else in the configuration.
@@ -132,7 +141,8 @@ class CyclicLR(Callback):
             0.008
         """
         self.policies = tuple(p.replace(**changes) for p in self.policies)
-        self.resolved.update(changes)
+        for resolved in self._resolved:
+            resolved.update(changes)
         self.pending -= set(changes)
         if not self._fitting:
             self._configured_policies = self.policies
@@ -149,8 +159,14 @@ class CyclicLR(Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             self._fitting = False
-            self._last_run_steps = [plan.run_steps for plan in self._plans] or self._last_run_steps
+            self._last_plan = self._plan_state() if self._plans else self._last_plan
             self._plans = []  # no optimizer kept alive (or pickled) after the fit
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        """A fit that raised is over too (Lightning skips ``teardown``): later updates are configuration."""
+        self._fitting = False
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         optimizers = trainer.optimizers
@@ -184,6 +200,14 @@ class CyclicLR(Callback):
             self._stepping = SteppingPattern.observed(self._first_epoch)  # saved before the epoch's end
             self._first_epoch = []
         configured = self._per_optimizer(len(optimizers))
+        self._batches_per_epoch = _batches_per_epoch(trainer)
+        then = self._checkpoint_batches
+        if manual and then is not None and then != self._batches_per_epoch:
+            rank_zero_warn(
+                f"CyclicLR: an epoch is {self._batches_per_epoch} batches now, {then} in the checkpoint's "
+                "run; under manual optimization the plan counts every epoch at today's length: give the "
+                "policies total_steps to plan the run yourself"
+            )
         lengths = self._planned_run_steps(trainer, manual, len(optimizers))
         per_epoch = _steps_per_epoch(trainer, manual)
         try:
@@ -192,11 +216,15 @@ class CyclicLR(Callback):
             if isinstance(error, InvalidArgument):
                 raise InvalidSetup(error.argument, error.value, error.allowed) from error
             raise SetupError(str(error)) from error
-        for old, new in zip(configured, policies, strict=True):
-            self.resolved.update({k: v for k, v in new.params().items() if old.params()[k] != v})
+        earlier = self._resolved * len(policies) if len(self._resolved) == 1 else self._resolved
+        self._resolved = [
+            {**before, **{k: v for k, v in new.params().items() if old.params()[k] != v}}
+            for before, old, new in zip(earlier, configured, policies, strict=True)
+        ]
         one = len(self.policies) == 1 and all(p == policies[0] for p in policies)
         self.policies = (policies[0],) if one else tuple(policies)
-        self._plans = self._make_plans(optimizers, policies, lengths)
+        self._resolved = self._resolved[:1] if one else self._resolved
+        self._plans = self._make_plans(optimizers, policies, lengths, self._checkpoint_scales)
         self._configured_for_fit = configured
         self._say_replanned(configured, per_epoch)
         problems = dict.fromkeys(  # once each, in order
@@ -214,11 +242,26 @@ class CyclicLR(Callback):
         """The steps each optimizer will take in this fit, from the trainer's limits (the one rule)."""
         batches = _batches_per_epoch(trainer)
         if not manual:
-            steps = run_steps(batches, trainer.max_epochs, trainer.max_steps, trainer.accumulate_grad_batches)
+            steps = run_steps(
+                batches,
+                trainer.max_epochs,
+                trainer.max_steps,
+                trainer.accumulate_grad_batches,
+                step=trainer.global_step,
+                epoch=trainer.current_epoch,
+                steps_in_epoch=self._steps_in_epoch(trainer),
+            )
             return [steps] * optimizers
         stepping = self._stepping or SteppingPattern.every_batch(optimizers)
         counts = manual_run_steps(batches, trainer.max_epochs, trainer.max_steps, stepping)
         return [None] * optimizers if counts is None else list(counts)
+
+    def _steps_in_epoch(self, trainer: pl.Trainer) -> int | None:
+        """Steps already taken in this epoch, from where the checkpoint saw it begin; None when unknown."""
+        if self._epoch_start is None:
+            return None
+        epoch, first_step = self._epoch_start
+        return trainer.global_step - first_step if epoch == trainer.current_epoch else 0
 
     def _say_replanned(self, configured: Sequence[Policy], per_epoch: int | None) -> None:
         """One line per optimizer whose run length changed since its checkpoint: the policy was re-planned."""
@@ -253,6 +296,28 @@ class CyclicLR(Callback):
     ) -> None:
         if self._observing(trainer):
             self._batch_start = list(self._manual_steps or ())
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_start = (trainer.current_epoch, trainer.global_step)
+        if self._manual_steps is None and self._plans:
+            self._replan_if_the_run_changed(trainer)
+
+    def _replan_if_the_run_changed(self, trainer: pl.Trainer) -> None:
+        """At an epoch's start the steps left are known exactly. They differ from the plan when a resume's
+        epoch was run again at a new length (Lightning does so when the checkpoint is past the new epoch's
+        end): plan the steps left for the run's real length, and say so."""
+        now = self._planned_run_steps(trainer, False, len(self._plans))[0]
+        for index, plan in enumerate(self._plans):
+            configured = self._configured_for_fit[index]
+            if now is None or plan.run_steps in (None, now) or not configured.needs_run_length:
+                continue
+            replanned = configured.resolve(_steps_per_epoch(trainer, manual=False), now)
+            rank_zero_info(
+                f"CyclicLR: {self._who(index)}at step {trainer.global_step} this run is {now} optimizer "
+                f"steps, not the {plan.run_steps} planned; {plan.policy.name} follows a plan for {now} steps "
+                f"from here{_plan_change(plan.policy, replanned)}."
+            )
+            plan.policy, plan.run_steps = replanned, now
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._observing(trainer) and self._first_epoch:
@@ -377,6 +442,8 @@ class CyclicLR(Callback):
             self._write_one(plan, self._step(index, trainer))
 
     def _write_one(self, plan: _Plan, step: int) -> dict[str, float]:
+        if len(plan.optimizer.param_groups) > len(plan.scales):
+            self._adopt_new_groups(plan, step)
         policy = plan.policy
         metrics: dict[str, float] = {}
         momentum = (
@@ -393,6 +460,27 @@ class CyclicLR(Callback):
             metrics[plan.cycle_name] = float(cycle(step))
         return metrics
 
+    def _adopt_new_groups(self, plan: _Plan, step: int) -> None:
+        """Param groups added during the run (e.g. by ``BackboneFinetuning``) join at their LR's ratio to the
+        policy's LR of that step, and keep it."""
+        if plan.policy.num_groups is not None:
+            raise SetupError(
+                f"{type(plan.optimizer).__name__} gained a param group during the run, but its policy has "
+                f"per-group bounds for {plan.policy.num_groups} groups: give scalar bounds (a new group then "
+                "keeps its LR's ratio to the policy's)"
+            )
+        reference = plan.policy(step)
+        optimizer_tag = plan.cycle_name.partition("/")[2]  # "" or "opt{j}"
+        for index in range(len(plan.scales), len(plan.optimizer.param_groups)):
+            lr = float(plan.optimizer.param_groups[index]["lr"])
+            plan.scales.append(lr / reference if reference > 0 else 1.0)
+            suffix = f"/{optimizer_tag}-group{index}" if optimizer_tag else f"/group{index}"
+            plan.names.append((f"lr{suffix}", f"momentum{suffix}"))
+            rank_zero_info(
+                f"CyclicLR: param group {index} (lr={lr:.4g}) was added at step {step}: it follows "
+                f"{plan.policy.name} at {plan.scales[-1]:.4g} x its LR from now on, whatever else sets it"
+            )
+
     def _per_optimizer(self, count: int) -> tuple[Policy, ...]:
         return self.policies * count if len(self.policies) == 1 else self.policies
 
@@ -401,27 +489,43 @@ class CyclicLR(Callback):
         optimizers: Sequence[Optimizer],
         policies: Sequence[Policy] | None = None,
         lengths: Sequence[int | None] | None = None,
+        kept_scales: Sequence[list[float] | None] | None = None,
     ) -> list[_Plan]:
+        """Plans for ``optimizers``: group ratios from their LRs now, or exactly as a checkpoint kept them."""
         names = _series_names(optimizers)
         policies = policies or self._per_optimizer(len(optimizers))
         lengths = lengths or [None] * len(optimizers)
+        kept_scales = kept_scales or []
         plans = []
         for j, (policy, optimizer, length) in enumerate(zip(policies, optimizers, lengths, strict=True)):
             scales = group_scales(policy, [float(group["lr"]) for group in optimizer.param_groups])
+            kept = kept_scales[j] if j < len(kept_scales) else None
+            if kept is not None and policy.num_groups is None and len(kept) == len(scales):
+                scales = [float(scale) for scale in kept]
             cycle_name = "cycle" if len(optimizers) == 1 else f"cycle/opt{j}"
             plans.append(_Plan(optimizer, policy, scales, names[j], cycle_name, length))
         return plans
 
     # --- checkpoints ----------------------------------------------------------------------------------
 
+    def _plan_state(self) -> dict[str, Any]:
+        """The fit's plan as its checkpoints keep it: each optimizer's run length and exact group ratios."""
+        return {
+            "run_steps": [plan.run_steps for plan in self._plans],
+            # per-group bounds give every group its own values: no ratio to keep
+            "scales": [None if p.policy.num_groups else list(p.scales) for p in self._plans],
+            "batches_per_epoch": self._batches_per_epoch,
+        }
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "policies": [p.name for p in self._configured_policies],
             "configured": [dict(c) for c in self._configured],
-            "resolved": dict(self.resolved),
+            "resolved": [dict(resolved) for resolved in self._resolved],
             "params": [p.params() for p in self.policies],
             "manual_steps": None if self._manual_steps is None else list(self._manual_steps),
-            "run_steps": [plan.run_steps for plan in self._plans] or self._last_run_steps,
+            **(self._plan_state() if self._plans else self._last_plan),
+            "epoch_start": None if self._epoch_start is None else list(self._epoch_start),
             "stepping": None if self._stepping is None else [list(row) for row in self._stepping.counts],
             "first_epoch": [list(row) for row in self._first_epoch],
         }
@@ -430,7 +534,7 @@ class CyclicLR(Callback):
         """Continue the checkpoint's cycle: take its start-up values, unless the configuration changed.
 
         A configured argument that differs from the checkpoint's wins (with a warning), and so does
-        everything derived from it.
+        everything derived from it. Each policy takes its own values (one policy per optimizer).
         """
         names = state_dict.get("policies", [state_dict.get("policy")])
         configured = state_dict.get("configured", {})
@@ -441,6 +545,10 @@ class CyclicLR(Callback):
         self._stepping = None if stepping is None else SteppingPattern.observed(stepping)
         self._first_epoch = [tuple(row) for row in state_dict.get("first_epoch", [])]
         self._checkpoint_run_steps = state_dict.get("run_steps")
+        self._checkpoint_scales = state_dict.get("scales")
+        self._checkpoint_batches = state_dict.get("batches_per_epoch")
+        start = state_dict.get("epoch_start")
+        self._epoch_start = None if start is None else (int(start[0]), int(start[1]))
         ours = [p.name for p in self.policies]
         if list(names) != ours:
             then = names[0] if len(names) == 1 else names
@@ -449,39 +557,71 @@ class CyclicLR(Callback):
                 f"The checkpoint was trained with policy {then!r}; continuing with the configured {now!r}."
             )
             return
-        changed: set[str] = set()
-        for now_args, then_args in zip(self._configured, then_configured, strict=False):
-            for key, value in now_args.items():
-                if key in then_args and then_args[key] != value and key not in self.pending:
-                    if key not in changed:
-                        rank_zero_warn(
-                            f"The checkpoint was trained with {key}={then_args[key]!r}; continuing with the "
-                            f"configured {key}={value!r}."
-                        )
-                    changed.add(key)
+        resolved = state_dict.get("resolved", {})
+        then_resolved = resolved if isinstance(resolved, list) else [resolved]
+        if len(self.policies) == 1 < len(then_resolved):  # one policy, planned per optimizer in that run
+            self.policies *= len(then_resolved)
+            self._resolved = [dict(self._resolved[0]) for _ in then_resolved]
+        warned: set[str] = set()
+        policies = []
+        for index, policy in enumerate(self.policies):
+            take = self._taken_from_checkpoint(
+                policy,
+                _nth(self._configured, index),
+                _nth(then_configured, index),
+                _nth(then_resolved, index),
+                warned,
+            )
+            policies.append(policy.replace(**take) if take else policy)
+            self._resolved[index].update(take)
+            self.pending -= set(take)
+        self.policies = tuple(policies)
+
+    def _taken_from_checkpoint(
+        self,
+        policy: Policy,
+        now: Mapping[str, Any],
+        then: Mapping[str, Any],
+        resolved: Mapping[str, Any],
+        warned: set[str],
+    ) -> dict[str, Any]:
+        """What ``policy`` takes of its checkpoint's start-up values: those no configured change overrides."""
+        pending = self.pending
+        changed = {
+            key for key, value in now.items() if key in then and then[key] != value and key not in pending
+        }
+        for key in sorted(changed - warned):
+            rank_zero_warn(
+                f"The checkpoint was trained with {key}={then[key]!r}; continuing with the configured "
+                f"{key}={now[key]!r}."
+            )
+        warned |= changed
         # What the run's length decides (total_steps, a step size from cycles) is planned again at train
         # start for this run's length: the same values when the length is the same.
-        from_cycles = {"step_size", "cycles"} if self.policy.params().get("cycles") else set()
+        from_cycles = {"step_size", "cycles"} if policy.params().get("cycles") else set()
         from_run_length = {"total_steps", *from_cycles}
         take = {
             key: value
-            for key, value in state_dict.get("resolved", {}).items()
+            for key, value in resolved.items()
             # a resolved step size is derived from whichever of its three forms was configured
             if changed.isdisjoint((key, "step_size_epochs", "cycles") if key == "step_size" else (key,))
             and key not in from_run_length
         }
         if "step_size" in take:
-            take.update({key: None for key in ("step_size_epochs", "cycles") if key in self.policy.params()})
-        take = {key: value for key, value in take.items() if key in self.policy.params()}
-        if take:
-            self.policies = tuple(p.replace(**take) for p in self.policies)
-            self.resolved.update(take)
-            self.pending -= set(take)
+            take.update({key: None for key in ("step_size_epochs", "cycles") if key in policy.params()})
+        return {key: value for key, value in take.items() if key in policy.params()}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_plans"] = []  # optimizers are the fit's, not the callback's
+        for name in ("log", "log_dict"):  # the model's, bound to every callback by the Trainer
+            state.pop(name, None)
         return state
+
+
+def _nth(items: Sequence[Any], index: int) -> Any:
+    """Item ``index``, or the only item (what one policy, or an older checkpoint, gave every optimizer)."""
+    return items[0] if len(items) == 1 else items[index]
 
 
 def _series_names(optimizers: Sequence[Optimizer]) -> list[list[tuple[str, str]]]:

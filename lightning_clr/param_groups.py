@@ -41,7 +41,8 @@ class InvalidSetup(SetupError, InvalidArgument):
 
 
 def group_scales(policy: Policy, starting_lrs: Sequence[float]) -> list[float]:
-    """Each group's factor on the policy's LR: its starting LR over the largest one (scalar bounds), else 1.
+    """Each group's factor on the policy's LR: its starting LR over the largest one (scalar bounds), else 1
+    (and 1 when every group starts at LR 0: a ratio of nothing).
 
     Example::
 
@@ -52,7 +53,7 @@ def group_scales(policy: Policy, starting_lrs: Sequence[float]) -> list[float]:
     if policy.num_groups is not None:
         return [1.0] * len(starting_lrs)
     largest = max(starting_lrs)
-    return [lr / largest for lr in starting_lrs]
+    return [lr / largest if largest > 0 else 1.0 for lr in starting_lrs]
 
 
 def momentum_at(policy: Policy, step: int, base_momentum: float, max_momentum: float) -> float:

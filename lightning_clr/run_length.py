@@ -36,9 +36,18 @@ def run_steps(
     max_epochs: int | float | None,
     max_steps: int | float | None,
     accumulate_grad_batches: int = 1,
+    *,
+    step: int = 0,
+    epoch: int = 0,
+    steps_in_epoch: int | None = None,
 ) -> int | None:
     """Optimizer steps of a run under automatic optimization (as ``trainer.estimated_stepping_batches``);
     None when nothing bounds it.
+
+    A run resumed at global step ``step`` in epoch ``epoch``, of which it took ``steps_in_epoch`` steps, is
+    those steps and the rest of its epochs at today's length: the epochs before may have been longer or
+    shorter (another batch size, data set, accumulation or number of devices). ``steps_in_epoch=None``:
+    every epoch so far had today's length.
 
     Example::
 
@@ -46,11 +55,17 @@ def run_steps(
         12
         >>> run_steps(batches_per_epoch=None, max_epochs=-1, max_steps=24)  # an iterable dataset
         24
+        >>> run_steps(5, max_epochs=4, max_steps=-1, step=20, epoch=2, steps_in_epoch=0)  # 2 x 10, then 2 x 5
+        30
     """
     epochs, steps = _limit(max_epochs), _limit(max_steps)
     if epochs is None or batches_per_epoch is None:
         return steps
-    by_epochs = epochs * optimizer_steps_per_epoch(batches_per_epoch, accumulate_grad_batches)
+    per_epoch = optimizer_steps_per_epoch(batches_per_epoch, accumulate_grad_batches)
+    if steps_in_epoch is None:
+        steps_in_epoch = max(0, step - epoch * per_epoch)
+    rest_of_epoch = max(0, per_epoch - steps_in_epoch)
+    by_epochs = step if epoch >= epochs else step + rest_of_epoch + (epochs - epoch - 1) * per_epoch
     return by_epochs if steps is None else min(by_epochs, steps)
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import BackboneFinetuning, LearningRateMonitor, ModelCheckpoint
 from torch import nn
 from torch.nn import functional as F
 
 from lightning_clr import CyclicLR, LRRangeTest
-from lightning_clr.policies import OneCycle, Triangular, Triangular2
+from lightning_clr.policies import WSD, OneCycle, Policy, Triangular, Triangular2
 from tests.test_callback import MemoryLogger, Recorder, Tiny, fit
 
 
@@ -117,6 +117,24 @@ def test_update_policy_outside_a_fit_is_configuration() -> None:
     assert [lrs[0] for lrs in recorder.lrs] == expected * 2
 
 
+class RaisesAtStep(Tiny):
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.trainer.global_step == 2:
+            raise RuntimeError("stopped at step 2")
+        return super().training_step(batch, batch_idx)
+
+
+def test_update_policy_after_a_fit_that_raised_is_configuration() -> None:
+    """Lightning skips teardown when a fit raises: the next fit must still take what was updated since."""
+    clr = CyclicLR(Triangular(0.01, 0.1, step_size=5))
+    with pytest.raises(RuntimeError, match="stopped at step 2"):
+        fit([clr], module=RaisesAtStep(), max_epochs=1)
+    clr.update_policy(max_lr=0.03)
+    recorder = Recorder()
+    fit([clr, recorder], max_epochs=1)
+    assert [lrs[0] for lrs in recorder.lrs] == [Triangular(0.01, 0.03, step_size=5)(k) for k in range(10)]
+
+
 # --- several optimizers under manual optimization -------------------------------------------------------
 
 
@@ -145,6 +163,35 @@ def test_manual_optimization_resumes_each_count(tmp_path: Any) -> None:
     fit([CyclicLR(policies), second], module=TwoOptimizers(), max_epochs=2, ckpt_path=tmp_path / "mid.ckpt")
     assert first.lrs[0] + second.lrs[0] == [policies[0](n) for n in range(10)]
     assert first.lrs[1] + second.lrs[1] == [policies[1](n) for n in range(20)]
+
+
+class StopAfterFirstEpoch(L.Callback):
+    """Interrupts the run after its first epoch, as a preemption would."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        trainer.should_stop = True
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [
+        [Triangular(1e-4, 1e-3, step_size=3), Triangular2(1e-3, 1e-2, step_size_epochs=1)],
+        [Triangular(1e-4, 1e-3, step_size_epochs=1), OneCycle(1e-2)],
+    ],
+    ids=["step-size-in-epochs", "one-cycle"],
+)
+def test_each_policy_resumes_with_its_own_start_up_values(tmp_path: Any, policies: list[Policy]) -> None:
+    """Each policy resolves its own values at start-up (a step size, total_steps) and gets them back on a
+    resume: the resumed run is the uninterrupted one, optimizer by optimizer."""
+    whole = PerOptimizer()
+    fit([CyclicLR(policies), whole], module=TwoOptimizers(), max_epochs=2)
+    first, then = PerOptimizer(), PerOptimizer()
+    trainer, _ = fit([CyclicLR(policies), first, StopAfterFirstEpoch()], module=TwoOptimizers(), max_epochs=2)
+    trainer.save_checkpoint(tmp_path / "epoch.ckpt")
+    fit([CyclicLR(policies), then], module=TwoOptimizers(), max_epochs=2, ckpt_path=tmp_path / "epoch.ckpt")
+    assert first.lrs[0] + then.lrs[0] == whole.lrs[0]
+    assert first.lrs[1] + then.lrs[1] == whole.lrs[1]
+    assert len(whole.lrs[0]) == 10 and len(whole.lrs[1]) == 20
 
 
 def test_policies_must_match_the_optimizers() -> None:
@@ -177,6 +224,79 @@ def test_param_group_ratio_survives_resume(tmp_path: Any) -> None:
     recorder = Recorder()
     fit([CyclicLR(policy), recorder], module=FineTune(), max_epochs=2, ckpt_path=tmp_path / "mid.ckpt")
     assert recorder.lrs == [[policy(k) * 0.1, policy(k)] for k in range(10, 20)]
+
+
+def test_resumed_param_groups_keep_their_exact_ratio(tmp_path: Any) -> None:
+    """The ratio is kept in the checkpoint, not derived again from the LRs restored (off by an ulp)."""
+    policy = Triangular(0.002, 0.01, step_size=4, final_anneal=0.2)
+    whole = Recorder()
+    fit([CyclicLR(policy), whole], module=FineTune(), max_epochs=2)
+    checkpoints = ModelCheckpoint(tmp_path, filename="{step}", every_n_train_steps=16, save_top_k=-1)
+    fit([CyclicLR(policy), checkpoints], module=FineTune(), max_epochs=2, enable_checkpointing=True)
+    then = Recorder()
+    fit([CyclicLR(policy), then], module=FineTune(), max_epochs=2, ckpt_path=tmp_path / "step=16.ckpt")
+    assert then.lrs == whole.lrs[16:]
+
+
+def test_extending_a_run_that_ended_at_lr_zero(tmp_path: Any) -> None:
+    policy = WSD(0.01)  # final_lr_ratio 0: the checkpoint's optimizer holds LR 0 in every group
+    trainer, _ = fit([CyclicLR(policy)], module=FineTune(), max_epochs=2)
+    trainer.save_checkpoint(tmp_path / "done.ckpt")
+    recorder = Recorder()
+    fit([CyclicLR(policy), recorder], module=FineTune(), max_epochs=4, ckpt_path=tmp_path / "done.ckpt")
+    planned = policy.replace(total_steps=40)
+    assert recorder.lrs == [[planned(k) * 0.1, planned(k)] for k in range(20, 40)]
+
+
+class Unfreezes(FineTune):
+    """Trains its head first; Lightning's BackboneFinetuning adds the backbone's param group at epoch 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = self.body
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([p for p in self.head.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+
+
+def test_a_param_group_added_during_the_run_keeps_its_ratio() -> None:
+    policy = Triangular(0.001, 0.01, step_size=5)
+    recorder, logger = Recorder(), MemoryLogger()
+    unfreeze = BackboneFinetuning(unfreeze_backbone_at_epoch=1, lambda_func=lambda epoch: 1.0)
+    fit([CyclicLR(policy), unfreeze, recorder], module=Unfreezes(), max_epochs=2, logger=logger)
+    assert recorder.lrs[:10] == [[policy(k)] for k in range(10)]
+    # added at step 10 with a tenth of the head's LR (BackboneFinetuning's initial_denom_lr)
+    assert recorder.lrs[10:] == [
+        [policy(k), policy(k) * (policy(10) / 10 / policy(10))] for k in range(10, 20)
+    ]
+    assert any("lr/group1" in row for _, row in logger.rows)
+
+
+@pytest.mark.parametrize(
+    "every_n_train_steps", [None, 13, 15], ids=["epoch-end", "mid-epoch", "past-new-end"]
+)
+def test_a_resume_with_shorter_epochs_plans_the_steps_it_takes(
+    tmp_path: Any, every_n_train_steps: int | None
+) -> None:
+    """Epochs of 10 steps, then of 5 (another batch size, data set or number of devices): the plan is the
+    steps taken plus the epochs left at their new length, so the end phase is where the run ends. A
+    checkpoint 5 steps into an epoch that now has 5 makes Lightning run that epoch again: the epoch after
+    it re-plans."""
+    policy = OneCycle(0.1)
+    checkpoints = ModelCheckpoint(tmp_path, filename="{step}", every_n_train_steps=every_n_train_steps)
+    fit([CyclicLR(policy), checkpoints], max_epochs=2, enable_checkpointing=True)
+    clr, recorder = CyclicLR(policy), Recorder()
+    path = tmp_path / f"step={every_n_train_steps or 20}.ckpt"
+    trainer, _ = fit([clr, recorder], max_epochs=4, limit_train_batches=5, ckpt_path=path)
+    taken = {None: 30, 13: 25, 15: 30}[every_n_train_steps]
+    assert trainer.global_step == taken
+    assert clr.state_dict()["run_steps"] == [taken]
+    planned = policy.replace(total_steps=taken)
+    exact_from = 20 if every_n_train_steps == 15 else (every_n_train_steps or 20)
+    assert [lrs[0] for lrs in recorder.lrs[exact_from - taken :]] == [
+        planned(k) for k in range(exact_from, taken)
+    ]
+    assert recorder.lrs[-1][0] == pytest.approx(0.1 / 25 / 1e4)
 
 
 def test_equal_param_groups_get_the_bounds() -> None:
@@ -239,7 +359,7 @@ def test_steps_the_grad_scaler_skips_still_advance_the_schedule() -> None:
 def test_a_fitted_callback_pickles_small() -> None:
     clr = CyclicLR(Triangular(0.001, 0.006, step_size=4))
     fit([clr], module=Tiny(), max_epochs=1)
-    assert len(pickle.dumps(clr)) < 4096
+    assert len(pickle.dumps(clr)) < 2048  # no optimizer, and not the model the Trainer bound as clr.log
     assert pickle.loads(pickle.dumps(clr)).policy == clr.policy
 
 

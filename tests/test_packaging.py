@@ -79,6 +79,21 @@ print(*sorted(ConfigStore.instance().repo))"""
     assert {"trainer", "range_test"} <= on_register
 
 
+def test_hydra_apps_scan_our_plugins_without_the_sweeps_extra_silently() -> None:
+    """Hydra imports every module under ``hydra_plugins`` in every Hydra app: without the [sweeps] extra
+    (submitit and its launcher blocked here), none of ours may fail to import and warn."""
+    code = """import sys, warnings
+sys.modules["submitit"] = sys.modules["hydra_plugins.hydra_submitit_launcher"] = None
+warnings.simplefilter("error")
+from hydra.core.plugins import Plugins
+Plugins.instance()
+from lightning_clr.app.schemas import register
+register()"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
 def test_range_test_defaults_are_the_same_in_python_yaml_schema_and_docs() -> None:
     signature = inspect.signature(LRRangeTest.__init__).parameters
     config = {field.name: field.default for field in fields(RangeTestConfig)}

@@ -117,7 +117,7 @@ def register() -> None:
     # our SLURM launcher, however the package is installed (an editable install serves ``hydra_plugins``
     # through an import hook, which Hydra's folder listing misses); without the [sweeps] extra, none
     with suppress(ImportError):
-        from hydra_plugins.lightning_clr_slurm.slurm_sweep_launcher import SlurmSweepLauncher
+        from hydra_plugins.lightning_clr_slurm._slurm_sweep_launcher import SlurmSweepLauncher
 
         Plugins.instance().register(SlurmSweepLauncher)
     store = ConfigStore.instance()

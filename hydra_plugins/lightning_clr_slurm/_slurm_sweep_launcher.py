@@ -1,7 +1,10 @@
 """``SlurmSweepLauncher``: the submitit SLURM launcher that collects every job, whatever became of it.
 
 Hydra only instantiates launchers defined under ``hydra_plugins``; what it does is described in
-:mod:`lightning_clr.app.slurm`, whose helpers it uses.
+:mod:`lightning_clr.app.slurm`, whose helpers it uses. The leading underscore keeps Hydra's plugin scan,
+which imports every other module under ``hydra_plugins`` in every Hydra app, out of this one: without the
+``[sweeps]`` extra its imports fail, and every command would warn. The app registers it itself
+(:func:`lightning_clr.app.schemas.register`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class SlurmSweepLauncher(SlurmLauncher):
 
         hydra:
           launcher:
-            _target_: hydra_plugins.lightning_clr_slurm.slurm_sweep_launcher.SlurmSweepLauncher
+            _target_: hydra_plugins.lightning_clr_slurm._slurm_sweep_launcher.SlurmSweepLauncher
     """
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:

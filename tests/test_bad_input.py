@@ -52,6 +52,11 @@ BAD = {
     "mistyped trainer key": (["trainer.max_epoch=3"], "trainer.max_epoch: trainer has no key 'max_epoch'"),
     "non-numeric max_epochs": (["trainer.max_epochs=abc"], "trainer.max_epochs=abc: Value 'abc' of type"),
     "unknown range-test mode": (["range_test.mode=cubic"], "range_test.mode='cubic' must be one of"),
+    "range-test span below min_lr": (
+        ["optimizer.lr=1e-7", "policy.base_lr=auto", "policy.max_lr=auto"],
+        "range_test.max_lr=null spans up to 100 x optimizer.lr=1e-07, 1e-05, not above range_test.min_lr",
+    ),
+    "non-numeric optimizer lr": (["optimizer.lr=abc"], "optimizer.lr='abc' must be a positive number"),
     "non-numeric bound": (["policy.base_lr=abc"], "policy.base_lr='abc' "),
     "non-numeric step_size": (["policy.step_size=ten"], "policy.step_size='ten' "),
     "non-numeric batch_size": (["dataset.batch_size=many"], "dataset.batch_size='many' "),

@@ -10,7 +10,7 @@ import pytest
 from lightning.pytorch import Trainer
 
 from lightning_clr.app import schemas
-from lightning_clr.app.checks import ConfigError, build_policy, check_trainer
+from lightning_clr.app.checks import ConfigError, build_policy, check_run, check_trainer
 from lightning_clr.policies import OneCycle, Triangular
 
 
@@ -90,3 +90,18 @@ def test_a_bad_value_is_found_before_torch_or_lightning_is_imported() -> None:
         "range_test.mode='cubic' must be one of ('linear', 'exponential')",
         "[]",
     ]
+
+
+def test_the_range_test_span_is_checked_where_the_test_runs() -> None:
+    """100 x optimizer.lr must lie above range_test.min_lr: for clr-range-test, and for an ``auto`` bound."""
+    cfg = {"seed": 1, "optimizer": {"lr": 1e-7}, "range_test": {}}
+    assert check_run(cfg) is None  # a run that never tests may start from a tiny LR
+    with pytest.raises(ConfigError, match=r"^range_test.max_lr=null spans up to 100 x optimizer.lr=1e-07"):
+        check_run(cfg, runs_range_test=True)
+    auto = {
+        **cfg,
+        "policy": {"_target_": "lightning_clr.policies.Triangular", "base_lr": 0.1, "max_lr": "auto"},
+    }
+    with pytest.raises(ConfigError, match=r"range_test\.min_lr=0\.0001"):
+        check_run({**auto, "policy": {**auto["policy"], "step_size": 10}})
+    check_run({**cfg, "range_test": {"max_lr": 0.1}}, runs_range_test=True)  # a span given: fine

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_clr.policies import Policy, check_momentum_bounds
-from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig
+from lightning_clr.range_test.settings import MAX_LR_FACTOR, UPDATABLE, RangeTestConfig, span_end
 from lightning_clr.validation import InvalidArgument, boolean
 
 AUTO = "auto"
@@ -169,15 +169,39 @@ def check_range_test(settings: Mapping[str, Any]) -> RangeTestConfig:
         raise keyed("range_test", error) from error
 
 
+def check_span(range_test: RangeTestConfig, optimizer: Mapping[str, Any]) -> None:
+    """With ``range_test.max_lr`` null the test spans up to 100 x ``optimizer.lr``: above ``min_lr``.
+
+    >>> check_span(RangeTestConfig(), {"lr": 1e-7})
+    Traceback (most recent call last):
+    ...
+    lightning_clr.app.checks.ConfigError: range_test.max_lr=null spans up to 100 x optimizer.lr=1e-07, ...
+    """
+    lr = optimizer.get("lr")
+    if range_test.max_lr is not None or not isinstance(lr, int | float) or isinstance(lr, bool):
+        return
+    try:
+        span_end(range_test, lr)
+    except InvalidArgument:
+        raise ConfigError(
+            f"range_test.max_lr=null spans up to {MAX_LR_FACTOR} x optimizer.lr={lr!r}, "
+            f"{MAX_LR_FACTOR * lr:.4g}, not above range_test.min_lr={range_test.min_lr!r}: give "
+            "range_test.max_lr, or a lower range_test.min_lr"
+        ) from None
+
+
 def check_optimizer(optimizer: Mapping[str, Any]) -> None:
-    """Momentum in [0, 1): torch checks the optimizer's other values, but trains SGD with momentum=2 (and
-    diverges).
+    """A number for ``lr`` (torch's own message compares strings) and momentum in [0, 1): torch checks the
+    optimizer's other values, but trains SGD with momentum=2 (and diverges).
 
     >>> check_optimizer({"_target_": "torch.optim.SGD", "lr": 0.1, "momentum": 2})
     Traceback (most recent call last):
     ...
     lightning_clr.app.checks.ConfigError: optimizer.momentum=2 must be a number in [0, 1)
     """
+    lr = optimizer.get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float)):
+        raise ConfigError(f"optimizer.lr={lr!r} must be a positive number")
     momentum = optimizer.get("momentum")
     if momentum is not None and not (_number_at_least(0)(momentum) and momentum < 1):
         raise ConfigError(f"optimizer.momentum={momentum!r} must be a number in [0, 1)")
@@ -222,14 +246,20 @@ def check_writable_dir(key: str, path: str | os.PathLike[str]) -> None:
         ) from None
 
 
-def check_run(cfg: Mapping[str, Any]) -> Policy | None:
-    """Every check of this module on a composed config (resolved); the policy it built, if any."""
+def check_run(cfg: Mapping[str, Any], runs_range_test: bool = False) -> Policy | None:
+    """Every check of this module on a composed config (resolved); the policy it built, if any.
+
+    ``runs_range_test``: the command runs the range test whatever the policy (``clr-range-test``); else it
+    runs when a bound is ``auto``.
+    """
     check_seed(cfg.get("seed"))
     policy_cfg = cfg.get("policy")
-    policy = build_policy(policy_cfg)[0] if policy_cfg is not None else None
+    policy, pending, _ = build_policy(policy_cfg) if policy_cfg is not None else (None, [], {})
     check_trainer(cfg.get("trainer") or {}, policy)
-    check_range_test(cfg.get("range_test") or {})
+    range_test = check_range_test(cfg.get("range_test") or {})
     check_optimizer(cfg.get("optimizer") or {})
+    if runs_range_test or pending:
+        check_span(range_test, cfg.get("optimizer") or {})
     paths = cfg.get("paths") or {}
     if paths.get("data_dir") is not None:
         check_writable_dir("paths.data_dir", paths["data_dir"])

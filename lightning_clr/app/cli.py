@@ -122,12 +122,13 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def hydra_app(task: Task | str, config_name: str = "config") -> None:
+def hydra_app(task: Task | str, config_name: str = "config", runs_range_test: bool = False) -> None:
     """Run ``task`` (a function, or ``"module:function"`` imported once the config is checked) over ``conf/``.
 
     The overrides (:func:`override_error`) and the composed config
     (:func:`~lightning_clr.app.checks.check_run`) are checked before torch is imported: a bad value ends as
-    one ``error:`` line on stderr with exit status 2.
+    one ``error:`` line on stderr with exit status 2. ``runs_range_test``: the task runs the LR range test
+    whatever the policy, so its span is checked too.
     """
     # Lightning 2.6 with torch >= 2.10 warns about its own use of torch's pytree API on every run
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -139,7 +140,7 @@ def hydra_app(task: Task | str, config_name: str = "config") -> None:
 
     def checked_task(cfg: DictConfig) -> Any:
         try:
-            check_run(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+            check_run(OmegaConf.to_container(cfg, resolve=True), runs_range_test)  # type: ignore[arg-type]
         except ConfigError as error:
             if in_multirun():  # one job of a sweep: let the sweep record it and run the others
                 raise

@@ -22,7 +22,7 @@ def train() -> None:
 
 def range_test() -> None:
     """``clr-range-test``: find CLR bounds with an LR range test (``training.range_test_main``)."""
-    hydra_app("lightning_clr.app.training:range_test_main")
+    hydra_app("lightning_clr.app.training:range_test_main", runs_range_test=True)
 
 
 def plot_policy() -> None:

@@ -59,6 +59,8 @@ def test_script_writes_the_png_into_the_run_dir(tmp_path: Path, data_dir: Path) 
     assert result.stdout.strip().splitlines()[-1] == f"wrote {run_dir / 'policy.png'}"
     assert (run_dir / "policy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (run_dir / "checkpoints").exists()  # nothing was trained
+    # a preview only reads a run's folder: no config or log of its own replaces the run's
+    assert sorted(path.name for path in run_dir.iterdir()) == ["policy.png"]
 
 
 def test_preview_of_a_resume_draws_both_plans_and_the_resume_step(
@@ -77,6 +79,25 @@ def test_preview_of_a_resume_draws_both_plans_and_the_resume_step(
     assert list(old.get_ydata())[5:] == pytest.approx([0.00065] * 13)  # the old plan ends at its floor
     assert mark.get_label() == "resume at step 6" and list(mark.get_xdata()) == [6, 6]
     assert fig.get_suptitle().startswith("triangular resumed at step 6 of a run planned for 6")
+
+
+def test_preview_of_a_resume_under_another_policy_draws_the_checkpoints_plan(
+    compose_cfg: Callable[..., DictConfig],
+) -> None:
+    from lightning_clr.app.training import train
+
+    train(compose_cfg("dataset=digits", "model=mlp", "policy.step_size=5", "trainer.max_epochs=1"))
+    with pytest.warns(UserWarning, match="trained with policy 'triangular'; continuing with the configured"):
+        fig = preview(
+            compose_cfg(
+                "dataset=digits", "model=mlp", "policy=cosine", "trainer.max_epochs=3", "ckpt_path=last"
+            )
+        )
+    old, new, _ = fig.axes[0].lines
+    assert old.get_label() == "as planned (triangular, 6 steps)" and new.get_label() == "resumed (18 steps)"
+    assert list(old.get_ydata())[:6] == pytest.approx(
+        [Triangular(0.065, 0.2, 5, final_anneal=0.2, total_steps=6)(k) for k in range(6)]
+    )
 
 
 def test_preview_of_a_resume_without_a_checkpoint_says_so(compose_cfg: Callable[..., DictConfig]) -> None:

@@ -122,16 +122,21 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def hydra_app(task: Task | str, config_name: str = "config", runs_range_test: bool = False) -> None:
+def hydra_app(
+    task: Task | str, config_name: str = "config", runs_range_test: bool = False, keeps_run_dir: bool = False
+) -> None:
     """Run ``task`` (a function, or ``"module:function"`` imported once the config is checked) over ``conf/``.
 
     The overrides (:func:`override_error`) and the composed config
     (:func:`~lightning_clr.app.checks.check_run`) are checked before torch is imported: a bad value ends as
     one ``error:`` line on stderr with exit status 2. ``runs_range_test``: the task runs the LR range test
-    whatever the policy, so its span is checked too.
+    whatever the policy, so its span is checked too. ``keeps_run_dir``: the task only reads the run dir (a
+    preview of a run's resume): Hydra writes no ``.hydra/`` config and no log there, so the run's own stay.
     """
     # Lightning 2.6 with torch >= 2.10 warns about its own use of torch's pytree API on every run
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    if keeps_run_dir:
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
     overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-") and "=" in arg]
     multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
     error = override_error(overrides, config_name, multirun=multirun)

@@ -27,4 +27,4 @@ def range_test() -> None:
 
 def plot_policy() -> None:
     """``clr-plot-policy``: draw the schedule a training config will use (``preview.main``)."""
-    hydra_app("lightning_clr.app.preview:main")
+    hydra_app("lightning_clr.app.preview:main", keeps_run_dir=True)

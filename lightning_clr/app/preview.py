@@ -97,7 +97,8 @@ def preview(cfg: DictConfig) -> Figure:
     title = f"{policy.name}: {arguments}\n{total} optimizer steps, {steps_per_epoch} per epoch"
     if resume is not None:
         then, then_steps, step = resume
-        plans = {f"as planned ({then_steps} steps)": then, f"resumed ({total} steps)": policy}
+        other = f"{then.name}, " if then.name != policy.name else ""  # the configured policy changed
+        plans = {f"as planned ({other}{then_steps} steps)": then, f"resumed ({total} steps)": policy}
         num_steps, marks = max(total, then_steps), {f"resume at step {step}": step}
         title = (
             f"{policy.name} resumed at step {step} of a run planned for {then_steps} optimizer steps\n"
@@ -128,8 +129,19 @@ def _resume_from(cfg: DictConfig, cyclic_lr: CyclicLR) -> tuple[Policy, int, int
     if state is None or state.get("run_steps") is None:
         raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: {path} holds no CyclicLR plan to resume")
     cyclic_lr.load_state_dict(state)
-    then = type(cyclic_lr.policy)(**state["params"][0])
+    then = _policy_named(state["policies"][0])(**state["params"][0])
     return then, int(state["run_steps"][0]), int(checkpoint["global_step"])
+
+
+def _policy_named(name: str) -> type[Policy]:
+    """The policy class whose ``name`` is ``name`` (what a checkpoint records)."""
+    from lightning_clr import policies
+
+    return next(
+        kind
+        for kind in vars(policies).values()
+        if isinstance(kind, type) and issubclass(kind, Policy) and getattr(kind, "name", None) == name
+    )
 
 
 def main(cfg: DictConfig) -> Path:

@@ -145,6 +145,10 @@ def test_script_sweep_with_a_failed_job_reports_it(tmp_path: Path, data_dir: Pat
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: 1 of 2 jobs failed: 0 (") and "policy.step_size=0" in last_line
     assert "ConfigError: policy.step_size=0 must be an integer >= 1" in result.stderr
+    (job_log,) = sweep_dir.glob("0_*/training.log")  # a bad value is one line there too, no traceback
+    assert job_log.read_text().endswith(
+        "job 0 failed: ConfigError: policy.step_size=0 must be an integer >= 1\n"
+    )
     rows = read_summary(sweep_dir)
     assert [row["status"] for row in rows] == ["failed", "completed"]  # the job after the failure still ran
     assert "policy.step_size=2" in rows[1]["overrides"]

@@ -23,6 +23,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_clr.app.checks import ConfigError
+
 log = logging.getLogger(__name__)
 
 JOB_FILE = "sweep_job.json"
@@ -63,8 +65,10 @@ class SweepSummary(Callback):
         try:
             _ = job_return.return_value  # re-raises the job's exception
         except Exception as exception:
-            log.error("job %s failed", config.hydra.job.num, exc_info=exception)
             error = f"{type(exception).__name__}: {(str(exception).strip().splitlines() or [''])[0]}"
+            # a bad value is its one line (checks.py wrote it to name the key); anything else, its traceback
+            trace = None if isinstance(exception, ConfigError) else exception
+            log.error("job %s failed: %s", config.hydra.job.num, error, exc_info=trace)
             job_return.status = JobStatus.COMPLETED
             job_return.return_value = math.nan
         write_record(

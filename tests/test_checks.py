@@ -105,3 +105,23 @@ def test_the_range_test_span_is_checked_where_the_test_runs() -> None:
     with pytest.raises(ConfigError, match=r"range_test\.min_lr=0\.0001"):
         check_run({**auto, "policy": {**auto["policy"], "step_size": 10}})
     check_run({**cfg, "range_test": {"max_lr": 0.1}}, runs_range_test=True)  # a span given: fine
+
+
+def test_every_bad_value_is_named_at_once() -> None:
+    cfg = {
+        "seed": "x",
+        "policy": {
+            "_target_": "lightning_clr.policies.Triangular",
+            "base_lr": 0.1,
+            "max_lr": 1,
+            "step_size": "abc",
+        },
+        "optimizer": {"lr": -1, "momentum": 2},
+    }
+    with pytest.raises(ConfigError) as raised:
+        check_run(cfg)
+    assert str(raised.value).splitlines() == [
+        "seed='x' must be an integer in [0, 4294967295]",
+        "policy.step_size='abc' must be an integer >= 1",
+        "optimizer.momentum=2 must be a number in [0, 1)",
+    ]

@@ -251,16 +251,33 @@ def check_run(cfg: Mapping[str, Any], runs_range_test: bool = False) -> Policy |
 
     ``runs_range_test``: the command runs the range test whatever the policy (``clr-range-test``); else it
     runs when a bound is ``auto``.
+
+    Raises:
+        ConfigError: a line for each bad value, of every check whose inputs are good.
     """
-    check_seed(cfg.get("seed"))
+    errors: list[str] = []
+
+    def attempt(check: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return check(*args)
+        except ConfigError as error:
+            errors.append(str(error))
+            return None
+
+    attempt(check_seed, cfg.get("seed"))
     policy_cfg = cfg.get("policy")
-    policy, pending, _ = build_policy(policy_cfg) if policy_cfg is not None else (None, [], {})
-    check_trainer(cfg.get("trainer") or {}, policy)
-    range_test = check_range_test(cfg.get("range_test") or {})
-    check_optimizer(cfg.get("optimizer") or {})
-    if runs_range_test or pending:
-        check_span(range_test, cfg.get("optimizer") or {})
+    built = attempt(build_policy, policy_cfg) if policy_cfg is not None else None
+    policy, pending = (built[0], built[1]) if built else (None, [])
+    attempt(check_trainer, cfg.get("trainer") or {}, policy)
+    range_test = attempt(check_range_test, cfg.get("range_test") or {})
+    optimizer = cfg.get("optimizer") or {}
+    known = len(errors)
+    attempt(check_optimizer, optimizer)
+    if range_test is not None and len(errors) == known and (runs_range_test or pending):
+        attempt(check_span, range_test, optimizer)
     paths = cfg.get("paths") or {}
     if paths.get("data_dir") is not None:
-        check_writable_dir("paths.data_dir", paths["data_dir"])
+        attempt(check_writable_dir, "paths.data_dir", paths["data_dir"])
+    if errors:
+        raise ConfigError("\n".join(errors))
     return policy

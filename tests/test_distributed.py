@@ -148,6 +148,7 @@ def test_ddp_ranks_get_the_policy_lr_and_one_run_dir(tmp_path: Path, data_dir: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert [p.name for p in run_dir.rglob("config.yaml")] == ["config.yaml"]  # one .hydra/config.yaml
     assert len({p.parent for p in run_dir.rglob("events.out.tfevents.*")}) == 1  # one TensorBoard run
+    assert (run_dir / "training.log").read_text().count("final metrics:") == 1  # rank 0's, not one per rank
 
 
 @pytest.mark.usefixtures("helpers_on_path")  # its subprocesses import tests.*

@@ -113,7 +113,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         fit = {"datamodule": run.datamodule, "ckpt_path": run.ckpt_path, **fit_resume_options()}
         run.trainer.fit(run.module, **fit)
         metrics = {name: float(value) for name, value in run.trainer.callback_metrics.items()}
-        log.info("final metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+        if run.trainer.is_global_zero:  # each rank holds its own train_loss: the log has rank 0's
+            log.info("final metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
         log_hparams(run.trainer, hparams(cfg, run.cyclic_lr), metrics)
     return metrics
 

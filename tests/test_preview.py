@@ -38,6 +38,12 @@ def test_preview_draws_the_resolved_schedule(compose_cfg: Callable[..., DictConf
     assert list(momentum_axis.lines[0].get_ydata()) == pytest.approx(momentum)
 
 
+def test_a_long_title_is_wrapped_to_fit_the_figure(compose_cfg: Callable[..., DictConfig]) -> None:
+    fig = preview(compose_cfg("policy=exp_range", "policy.step_size=200"))
+    lines = fig.get_suptitle().splitlines()
+    assert len(lines) == 3 and max(map(len, lines)) <= 100
+
+
 def test_preview_one_cycle_spans_the_run(compose_cfg: Callable[..., DictConfig]) -> None:
     fig = preview(compose_cfg("policy=one_cycle"))
     line = list(fig.axes[0].lines[0].get_ydata())

@@ -7,6 +7,7 @@ with ``ckpt_path`` it draws the checkpoint's plan, the re-planned one and the st
 from __future__ import annotations
 
 from pathlib import Path
+from textwrap import fill
 
 import torch
 from matplotlib.figure import Figure
@@ -94,7 +95,9 @@ def preview(cfg: DictConfig) -> Figure:
     plans: Policy | dict[str, Policy] = policy
     num_steps, marks = total, None
     arguments = ", ".join(f"{key}={value}" for key, value in policy.params().items() if value is not None)
-    title = f"{policy.name}: {arguments}\n{total} optimizer steps, {steps_per_epoch} per epoch"
+    title = (
+        f"{fill(f'{policy.name}: {arguments}', 100)}\n{total} optimizer steps, {steps_per_epoch} per epoch"
+    )
     if resume is not None:
         then, then_steps, step = resume
         other = f"{then.name}, " if then.name != policy.name else ""  # the configured policy changed

@@ -25,6 +25,7 @@ __all__ = [
     "check_param_groups",
     "group_scales",
     "momentum_at",
+    "ratios_to_largest",
     "set_momentum",
 ]
 
@@ -41,8 +42,8 @@ class InvalidSetup(SetupError, InvalidArgument):
 
 
 def group_scales(policy: Policy, starting_lrs: Sequence[float]) -> list[float]:
-    """Each group's factor on the policy's LR: its starting LR over the largest one (scalar bounds), else 1
-    (and 1 when every group starts at LR 0: a ratio of nothing).
+    """Each group's factor on the policy's LR: :func:`ratios_to_largest` of the starting LRs (scalar
+    bounds), else 1.
 
     Example::
 
@@ -52,8 +53,20 @@ def group_scales(policy: Policy, starting_lrs: Sequence[float]) -> list[float]:
     """
     if policy.num_groups is not None:
         return [1.0] * len(starting_lrs)
-    largest = max(starting_lrs)
-    return [lr / largest if largest > 0 else 1.0 for lr in starting_lrs]
+    return ratios_to_largest(starting_lrs)
+
+
+def ratios_to_largest(lrs: Sequence[float]) -> list[float]:
+    """Each LR over the largest (1 for all when the largest is 0: a ratio of nothing). The group ratio's one
+    rule, for :class:`~lightning_clr.CyclicLR`, :class:`~lightning_clr.PolicyLR` and the range test.
+
+    Example::
+
+        >>> ratios_to_largest([0.0, 0.001, 0.01])  # frozen, backbone, head
+        [0.0, 0.1, 1.0]
+    """
+    largest = max(lrs)
+    return [lr / largest if largest > 0 else 1.0 for lr in lrs]
 
 
 def momentum_at(policy: Policy, step: int, base_momentum: float, max_momentum: float) -> float:

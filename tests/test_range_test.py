@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.callbacks import Callback, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 from torch import nn
@@ -256,6 +256,64 @@ def test_per_group_lrs_keep_their_ratio_during_the_test():
     CLRTuner(make_trainer()).range_test(model, train, min_lr=0.01, max_lr=0.2, num_steps=4)
     for lr0, lr1 in model.seen_lrs:
         assert lr1 == pytest.approx(lr0 * 0.1)
+
+
+@pytest.mark.parametrize("group_lrs", [(0.01, 0.1), (0.0, 0.1)], ids=["backbone-first", "frozen-first"])
+def test_the_span_and_bounds_are_the_largest_groups_and_the_others_keep_their_ratio(group_lrs):
+    """As CyclicLR's scalar bounds: the test's LR is the largest group's; a group at LR 0 stays at 0."""
+    model, (train, _) = Model(group_lrs=group_lrs), loaders()
+    target = FakeCLR()
+    range_test = LRRangeTest(num_steps=8, passes=1, widen=0, update=("base_lr", "max_lr"))
+    make_trainer(max_steps=1, callbacks=[range_test, target]).fit(model, train)
+    assert range_test.result.lrs[-1] == pytest.approx(100 * 0.1)  # 100 x the largest LR
+    ratio = group_lrs[0] / 0.1
+    assert [lr0 for lr0, _ in model.seen_lrs[:8]] == pytest.approx(
+        [lr1 * ratio for _, lr1 in model.seen_lrs[:8]]
+    )
+    (update,) = target.updates
+    bounds = range_test.bounds
+    assert update["max_lr"] == pytest.approx([bounds.max_lr * ratio, bounds.max_lr])
+
+
+def test_a_negative_loss_that_falls_is_not_divergence():
+    """A loss with an offset (an NLL can be negative) gives the curve of the loss without it."""
+    curves = []
+    for offset in (0.0, -100.0):
+        torch.manual_seed(0)  # the same weights, batches and dropout for both
+        model = Model()
+        model.training_step = lambda batch, batch_idx, m=model, o=offset: (
+            Model.training_step(m, batch, batch_idx) + o
+        )
+        tuner = CLRTuner(make_trainer())
+        curves.append(tuner.range_test(model, loaders()[0], max_lr=0.3, num_steps=30, passes=1, widen=0))
+    plain, shifted = curves
+    assert plain.stop_reason is None and shifted.stop_reason is None  # it stopped at step 1
+    assert shifted.smoothed == pytest.approx([value - 100 for value in plain.smoothed], abs=1e-4)
+    assert shifted.suggest().max_lr == pytest.approx(plain.suggest().max_lr, rel=1e-3)
+
+
+def test_divergence_of_a_negative_loss_still_stops_the_test():
+    from lightning_clr.range_test.loop import diverged
+
+    assert diverged(-80.0, best=-100.0, first=-90.0, threshold=4.0) is None  # 20 above: within 3 x 100
+    assert diverged(250.0, best=-100.0, first=-90.0, threshold=4.0).startswith("smoothed loss 250 rose")
+    assert diverged(8.1, best=2.0, first=2.5, threshold=4.0) == "smoothed loss 8.1 > 4.0 x best 2"
+
+
+def test_the_optimizer_keeps_its_param_group_objects(tmp_path):
+    """A model holding its param group (for a warm-up of its own) still holds the live one after the test."""
+    model, (train, _) = Model(), loaders()
+    held = {}
+
+    class Holds(Callback):
+        def on_fit_start(self, trainer, pl_module):
+            held["group"] = trainer.optimizers[0].param_groups[0]
+
+    range_test = LRRangeTest(num_steps=6, passes=2, widen=0)
+    trainer = make_trainer(max_steps=2, callbacks=[Holds(), range_test])
+    trainer.fit(model, train)
+    assert trainer.optimizers[0].param_groups[0] is held["group"]
+    assert held["group"]["lr"] == 0.05
 
 
 # --- the suggestion rule (pure) --------------------------------------------------------------------------
@@ -595,11 +653,12 @@ def test_fast_dev_run_runs_a_token_test():
 @pytest.mark.parametrize("bar", ["tqdm", "rich"])
 def test_one_progress_bar_like_the_trainers(bar, capsys):
     model, (train, _) = Model(), loaders()
-    callbacks = [RichProgressBar()] if bar == "rich" else []
+    callbacks = [RichProgressBar()] if bar == "rich" else [TQDMProgressBar()]
     trainer = make_trainer(enable_progress_bar=True, callbacks=callbacks)
     CLRTuner(trainer).range_test(model, train, num_steps=3)
     captured = capsys.readouterr()
     assert "LR range test" in captured.out + captured.err
+    assert ("━" if bar == "rich" else "█") in captured.out + captured.err  # rich's bar, or tqdm's
 
 
 @pytest.mark.parametrize("bar", ["tqdm", "rich"])

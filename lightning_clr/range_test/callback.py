@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import yaml
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_clr import compat
-from lightning_clr.range_test.loop import group_ratios, run_range_test
+from lightning_clr.param_groups import ratios_to_largest
+from lightning_clr.range_test.loop import run_range_test
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.range_test.settings import UPDATABLE, RangeTestConfig, default, span_end, widened
 from lightning_clr.suggest import Bounds
@@ -28,14 +29,14 @@ if TYPE_CHECKING:
 class LRRangeTest(Callback):
     """Run an LR range test when fitting starts and hand the bounds to every ``CyclicLR`` callback.
 
-    Everything the test touched is put back afterwards; the bounds (scaled by ``lr_i / lr_0`` per param
-    group) go to every callback with an ``update_policy`` method and into the checkpoint, so a resumed run
-    applies them instead of testing again. How to read the curve: docs/guide/range-test.md.
+    Everything the test touched is put back afterwards; the bounds (scaled per param group by its LR over
+    the largest) go to every callback with an ``update_policy`` method and into the checkpoint, so a
+    resumed run applies them instead of testing again. How to read the curve: docs/guide/range-test.md.
 
     Args:
         min_lr: the LR of the first step, > 0.
-        max_lr: the LR of the last step, > ``min_lr``; None: 100 times the optimizer's LR (of param
-            group 0) when the test starts.
+        max_lr: the LR of the last step, > ``min_lr``; None: 100 times the optimizer's LR (of its param
+            group with the largest LR) when the test starts.
         num_steps: optimizer steps of the test, >= 2; or
         num_epochs: its length in epochs of the train loader (default 4 when neither is given).
         mode: ``"linear"`` (Smith's test) or ``"exponential"`` (for a first wide scan).
@@ -122,6 +123,7 @@ class LRRangeTest(Callback):
         self.result: RangeTestResult | None = None
         self.bounds: Bounds | None = None
         self.applied: dict[str, Any] = {}  # what was handed to update_policy, per param group
+        self._rich: bool | None = None  # the bar rich's (True) or tqdm's; None: like the trainer's
 
     @property
     def state_key(self) -> str:
@@ -135,7 +137,13 @@ class LRRangeTest(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.bounds is None:  # else known from the checkpoint being resumed: apply, do not test again
             progress = _shows_progress(trainer) if self.progress_bar is None else self.progress_bar
-            self.result = self._test(trainer, pl_module, progress and trainer.is_global_zero)
+            # CLRTuner says which: its fit runs this callback alone
+            rich = (
+                isinstance(trainer.progress_bar_callback, RichProgressBar)
+                if self._rich is None
+                else self._rich
+            )
+            self.result = self._test(trainer, pl_module, progress and trainer.is_global_zero, rich)
             # every rank saw the same (reduced) curve; the broadcast rules out float noise
             self.bounds = trainer.strategy.broadcast(self.result.suggest(), src=0)
             self.applied = self._per_group(self.bounds, self.result.group_lrs)
@@ -145,32 +153,34 @@ class LRRangeTest(Callback):
         if self.stop_after_test:
             raise compat.TunerExit()
 
-    def _test(self, trainer: pl.Trainer, pl_module: pl.LightningModule, progress: bool) -> RangeTestResult:
+    def _test(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, progress: bool, rich: bool
+    ) -> RangeTestResult:
         """The test, run again over a 3x wider span (``widen`` times at most) while its best is at the top."""
         config = self.config
-        result = run_range_test(trainer, pl_module, config, progress)
+        result = run_range_test(trainer, pl_module, config, progress, rich)
         for _ in range(config.widen):
             if not result.best_at_top():
                 break
-            top = span_end(config, result.group_lrs[0])
+            top = span_end(config, max(result.group_lrs))
             wider = widened(config, top, len(result.lrs))
             rank_zero_info(
                 f"LR range test: the loss was still falling at max_lr={top:.4g}, the top of the span; "
                 f"testing again up to {wider.max_lr:.4g} ({wider.num_steps} steps, the same LR per step)"
             )
-            config, result = wider, run_range_test(trainer, pl_module, wider, progress)
+            config, result = wider, run_range_test(trainer, pl_module, wider, progress, rich)
         if result.best_at_top():
             rank_zero_warn(
                 f"LR range test: the curve's best point is at the top of its span (max_lr="
-                f"{span_end(config, result.group_lrs[0]):.4g}), so the bounds may be too low: raise "
+                f"{span_end(config, max(result.group_lrs)):.4g}), so the bounds may be too low: raise "
                 "range_test.max_lr"
             )
         return result
 
     @staticmethod
     def _per_group(bounds: Bounds, group_lrs: list[float]) -> dict[str, Any]:
-        """The bounds, as lists scaled by ``lr_i / lr_0`` when the optimizer has several param groups."""
-        ratios = group_ratios(group_lrs)
+        """The bounds, as lists scaled by each group's LR over the largest when there are several groups."""
+        ratios = ratios_to_largest(group_lrs)
         changes: dict[str, Any] = {"step_size": bounds.step_size}
         for name, lr in (("base_lr", bounds.base_lr), ("max_lr", bounds.max_lr)):
             changes[name] = lr if len(ratios) == 1 else [lr * ratio for ratio in ratios]
@@ -268,6 +278,9 @@ class CLRTuner:
         settings.setdefault("update", ())
         callback = LRRangeTest(**settings)
         callback.stop_after_test = True
+        callback._rich = isinstance(
+            trainer.progress_bar_callback, RichProgressBar
+        )  # a bar like the trainer's
         callbacks, loggers = trainer.callbacks, trainer.loggers  # type: ignore[attr-defined]
         trainer.callbacks, trainer.loggers = [callback], []  # type: ignore[attr-defined]
         try:

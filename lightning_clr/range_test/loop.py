@@ -16,7 +16,6 @@ from typing import Any, NamedTuple, cast
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
@@ -24,6 +23,7 @@ from lightning.pytorch.utilities.data import extract_batch_size
 from torchmetrics import Metric
 
 from lightning_clr import compat
+from lightning_clr.param_groups import ratios_to_largest
 from lightning_clr.range_test.result import RangeTestResult
 from lightning_clr.range_test.settings import RangeTestConfig, span_end
 from lightning_clr.resume import random_states, set_random_states
@@ -48,9 +48,14 @@ def lr_schedule(min_lr: float, max_lr: float, num_steps: int, mode: str = "linea
 
 
 def run_range_test(
-    trainer: pl.Trainer, pl_module: pl.LightningModule, config: RangeTestConfig, progress_bar: bool = False
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    config: RangeTestConfig,
+    progress_bar: bool = False,
+    rich: bool = False,
 ) -> RangeTestResult:
-    """Run the test on the trainer's model, optimizer and train loader (set up by ``fit``), then undo it.
+    """Run the test on the trainer's model, optimizer and train loader (set up by ``fit``), then undo it;
+    ``rich``: the progress bar is rich's, else tqdm's.
 
     Call it from a fit-start hook (:class:`~lightning_clr.range_test.LRRangeTest` does). Every rank
     records the same curve: the loss and the monitored metric are averaged over DDP ranks.
@@ -73,7 +78,7 @@ def run_range_test(
             [] if config.monitor == "loss" else _val_batches(trainer, config.num_val_batches, keep_generators)
         )
         group_lrs = [float(group["lr"]) for group in trainer.optimizers[0].param_groups]
-        config = replace(config, max_lr=span_end(config, group_lrs[0]))  # the span, resolved
+        config = replace(config, max_lr=span_end(config, max(group_lrs)))  # the span, resolved
         stream = _batches(loader)
         passes: list[RangeTestResult] = []
         info = {
@@ -82,7 +87,7 @@ def run_range_test(
             "monitor_mode": cast(str, config.monitor_mode),
         }
         bar_steps = num_steps * config.passes
-        with _isolated(trainer, pl_module) as capture, _progress_bar(trainer, bar_steps, progress_bar) as bar:
+        with _isolated(trainer, pl_module) as capture, _progress_bar(bar_steps, progress_bar, rich) as bar:
             # rank 0 decides for all: a float apart near stable_within must not leave one rank a pass behind
             while len(passes) < config.passes or trainer.strategy.broadcast(
                 _needs_another_pass(passes, config, info), src=0
@@ -141,7 +146,7 @@ def _one_pass(
     interval = config.val_check_interval or max(1, num_steps // 30)
     beta = config.beta if config.beta is not None else 1 - 1 / max(10, num_steps / 20)
     threshold = config.divergence_threshold
-    ratios = group_ratios([float(group["lr"]) for group in optimizer.param_groups])
+    ratios = ratios_to_largest([float(group["lr"]) for group in optimizer.param_groups])
     result = RangeTestResult(lrs=[], losses=[], smoothed=[])
     average, best = 0.0, math.inf
     max_lr = cast(float, config.max_lr)  # resolved by run_range_test
@@ -162,10 +167,8 @@ def _one_pass(
         bar(lr, value)
         if not math.isfinite(value):
             result.stop_reason = f"loss {value} at step {step} (lr={lr:.4g})"
-        elif threshold is not None and smoothed > threshold * best:
-            result.stop_reason = (
-                f"smoothed loss {smoothed:.4g} > {threshold} x best {best:.4g} at step {step} (lr={lr:.4g})"
-            )
+        elif threshold is not None and (why := diverged(smoothed, best, result.smoothed[0], threshold)):
+            result.stop_reason = f"{why} at step {step} (lr={lr:.4g})"
         if result.stop_reason is not None:
             rank_zero_info(f"LR range test stopped early: {result.stop_reason}")
             break
@@ -173,17 +176,28 @@ def _one_pass(
     return result
 
 
-def group_ratios(group_lrs: Sequence[float]) -> list[float]:
-    """Each param group's LR relative to group 0's (all 1 when group 0's LR is 0).
+def diverged(smoothed: float, best: float, first: float, threshold: float) -> str | None:
+    """Why the smoothed loss counts as diverged, or None: above ``threshold`` x its best for a positive best;
+    for a best of 0 or below (a negative log-likelihood, a loss with an offset), where a ratio means nothing,
+    risen above it by ``threshold - 1`` times the larger of its size and its fall from the first value.
 
     Example::
 
-        >>> group_ratios([0.2, 0.05])
-        [1.0, 0.25]
+        >>> diverged(8.2, best=2.0, first=2.3, threshold=4.0)
+        'smoothed loss 8.2 > 4.0 x best 2'
+        >>> diverged(-92.3, best=-90.76, first=-90.0, threshold=4.0) is None  # still falling
+        True
     """
-    if not group_lrs or group_lrs[0] == 0:
-        return [1.0] * max(1, len(group_lrs))
-    return [lr / group_lrs[0] for lr in group_lrs]
+    if best > 0:
+        return (
+            f"smoothed loss {smoothed:.4g} > {threshold} x best {best:.4g}"
+            if smoothed > threshold * best
+            else None
+        )
+    scale = (threshold - 1) * max(first - best, abs(best))
+    if smoothed - best > scale > 0:
+        return f"smoothed loss {smoothed:.4g} rose more than {scale:.4g} above its best {best:.4g}"
+    return None
 
 
 # --- one step, one evaluation ----------------------------------------------------------------------------
@@ -283,7 +297,8 @@ def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Ca
     with torch.no_grad():
         tensors = {name: t.detach().clone() for name, t in _tensors(pl_module)}
     grads = {n: None if p.grad is None else p.grad.detach().clone() for n, p in pl_module.named_parameters()}
-    optimizers = [copy.deepcopy(o.state_dict()) for o in trainer.optimizers]
+    # kept as the optimizer's own objects: a restore in place leaves every param group the dict it was
+    optimizers = [_optimizer_values(o) for o in trainer.optimizers]
     schedulers = [copy.deepcopy(c.scheduler.state_dict()) for c in trainer.lr_scheduler_configs]
     precision = copy.deepcopy(trainer.precision_plugin.state_dict())
     metrics = {m: _metric_state(m) for m in pl_module.modules() if isinstance(m, Metric)}
@@ -307,8 +322,11 @@ def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Ca
                 tensor.copy_(tensors[name])
         for name, param in pl_module.named_parameters():
             param.grad = grads[name]
-        for optimizer, state in zip(trainer.optimizers, optimizers, strict=True):
-            optimizer.load_state_dict(state)
+        for optimizer, (groups, kept) in zip(trainer.optimizers, optimizers, strict=True):
+            for group, settings in zip(optimizer.param_groups, copy.deepcopy(groups), strict=True):
+                group.update(settings)
+            optimizer.state.clear()  # the dict the optimizer holds, keyed by the model's own parameters
+            optimizer.state.update({param: copy.deepcopy(values) for param, values in kept.items()})
         for config, state in zip(trainer.lr_scheduler_configs, schedulers, strict=True):
             config.scheduler.load_state_dict(state)
         trainer.precision_plugin.load_state_dict(precision)
@@ -320,6 +338,15 @@ def _snapshot(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Iterator[Ca
         set_random_states(rng)
         for generator, generator_state in generators.items():
             generator.set_state(generator_state)
+
+
+def _optimizer_values(optimizer: torch.optim.Optimizer) -> tuple[list[dict[str, Any]], dict[Any, Any]]:
+    """Copies of each param group's settings and of each parameter's state, to be put back in place: every
+    group stays the dict it was (a model may hold it), every state stays keyed by its parameter."""
+    groups = [
+        {k: copy.deepcopy(v) for k, v in group.items() if k != "params"} for group in optimizer.param_groups
+    ]
+    return groups, {param: copy.deepcopy(values) for param, values in optimizer.state.items()}
 
 
 @contextmanager
@@ -426,11 +453,11 @@ def _num_steps(config: RangeTestConfig, trainer: pl.Trainer, steps_per_epoch: in
 
 
 @contextmanager
-def _progress_bar(trainer: pl.Trainer, total: int, show: bool) -> Iterator[_Bar]:
-    """One bar, rich or tqdm like the trainer's, or none."""
+def _progress_bar(total: int, show: bool, rich: bool) -> Iterator[_Bar]:
+    """One bar, rich's or tqdm's, or none."""
     if not show:
         yield _Bar(step=lambda lr, loss: None, grow=lambda steps: None)
-    elif isinstance(trainer.progress_bar_callback, RichProgressBar):
+    elif rich:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         columns = TextColumn("LR range test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()

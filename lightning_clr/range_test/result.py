@@ -24,7 +24,8 @@ class RangeTestResult:
     """The curve of an LR range test, and what it suggests.
 
     Attributes:
-        lrs: the LR of param group 0 at every step that ran.
+        lrs: the LR of the param group with the largest LR (the others keep their ratio) at every step that
+            ran.
         losses: the training loss of every step (mean over DDP ranks), NaN/inf included where it diverged.
         smoothed: the bias-corrected EMA of ``losses`` (what the divergence check watches).
         mode: ``"linear"`` or ``"exponential"``.

@@ -21,7 +21,8 @@ from lightning_clr.validation import fail, finite, integer, positive
 UPDATABLE = ("base_lr", "max_lr", "step_size")
 MODES = ("linear", "exponential")
 DEFAULT_MIN_LR = 1e-4
-#: ``max_lr=None``: the test spans up to this multiple of the optimizer's LR (of param group 0).
+#: ``max_lr=None``: the test spans up to this multiple of the optimizer's LR (of its param group with the
+#: largest LR; the others keep their ratio to it).
 MAX_LR_FACTOR = 100
 DEFAULT_EPOCHS = 4
 #: Passes from the same weights on other batches; the bounds come from their median curve (how far max_lr

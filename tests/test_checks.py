@@ -125,3 +125,11 @@ def test_every_bad_value_is_named_at_once() -> None:
         "policy.step_size='abc' must be an integer >= 1",
         "optimizer.momentum=2 must be a number in [0, 1)",
     ]
+
+
+def test_an_unknown_option_lists_what_users_can_choose() -> None:
+    from lightning_clr.app.cli import override_error
+
+    assert override_error(["trainer=nosuch"]) == (
+        "trainer=nosuch is not a config of group 'trainer'; choose one of: default"  # not the app's schema
+    )

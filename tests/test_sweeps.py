@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_clr.app.cli import in_multirun
-from lightning_clr.app.sweep import SUMMARY_FILE, SweepSummary
+from lightning_clr.app.sweep import COLUMNS, SUMMARY_FILE, SweepSummary, report
 from lightning_clr.app.training import train
 from tests.conftest import CONF, run_sweep
 
@@ -196,3 +196,15 @@ def test_a_sweep_over_policies_prints_and_writes_a_row_per_policy(tmp_path: Path
         assert row["reached_fixed_best"].endswith("/2")
     assert rows["fixed"]["reached_fixed_best"] == "2/2"  # each fixed run reaches its own best
     assert "by policy:" in result.stdout
+
+
+def test_the_table_keeps_its_headers_whole_when_piped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = dict.fromkeys(COLUMNS, "")
+    overrides = "policy=triangular,seed=0,trainer.max_epochs=20,dataset=digits,model=mlp,optimizer=adam"
+    row.update(job=0, overrides=overrides, status="failed", error="ConfigError: " + "x" * 60)
+    report([row], tmp_path / "summary.csv")
+    printed = capsys.readouterr().out  # not a terminal: rich would draw 80 columns
+    header = next(line for line in printed.splitlines() if "job" in line)
+    assert all(column in header for column in COLUMNS)

@@ -212,7 +212,8 @@ def _missing_option(error: MissingConfigException, overrides: Sequence[str]) -> 
         ), None
     group = missing.split("/")[0]
     value = next((o.split("=", 1)[1] for o in overrides if override_key(o) == group), None)
-    options = ", ".join(sorted(error.options or []))
+    # ``schema`` (trainer, range_test) is the app's own typing of a group, not an option to choose
+    options = ", ".join(sorted(option for option in error.options or [] if option != "schema"))
     if value is not None and options:
         return f"{group}={value} is not a config of group '{group}'; choose one of: {options}", group
     return _one_line(error)[0], None

@@ -219,7 +219,9 @@ def report(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if row[c] is None else escape(str(row[c])) for c in columns))
-    Console().print(table)
+    console = Console()
+    # piped or logged, rich draws 80 columns: a sweep's overrides would fold every header
+    (console if console.is_terminal else Console(width=160)).print(table)
 
 
 def by_policy(records: list[dict[str, Any]], metric: str = "val_acc") -> list[dict[str, Any]]:

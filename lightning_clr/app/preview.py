@@ -132,18 +132,22 @@ def _resume_from(cfg: DictConfig, cyclic_lr: CyclicLR) -> tuple[Policy, int, int
     if state is None or state.get("run_steps") is None:
         raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: {path} holds no CyclicLR plan to resume")
     cyclic_lr.load_state_dict(state)
-    then = _policy_named(state["policies"][0])(**state["params"][0])
+    name = state["policies"][0]
+    kind = type(cyclic_lr.policy) if cyclic_lr.policy.name == name else _policy_named(name, cfg.ckpt_path)
+    then = kind(**state["params"][0])
     return then, int(state["run_steps"][0]), int(checkpoint["global_step"])
 
 
-def _policy_named(name: str) -> type[Policy]:
-    """The policy class whose ``name`` is ``name`` (what a checkpoint records)."""
+def _policy_named(name: str, ckpt_path: str) -> type[Policy]:
+    """The class of ``lightning_clr.policies`` whose ``name`` is ``name`` (what a checkpoint records)."""
     from lightning_clr import policies
 
-    return next(
-        kind
-        for kind in vars(policies).values()
-        if isinstance(kind, type) and issubclass(kind, Policy) and getattr(kind, "name", None) == name
+    for kind in vars(policies).values():
+        if isinstance(kind, type) and issubclass(kind, Policy) and getattr(kind, "name", None) == name:
+            return kind
+    raise ConfigError(
+        f"ckpt_path={ckpt_path!r} was trained with policy {name!r}, which lightning_clr.policies does not "
+        "have: configure that policy to preview the resume"
     )
 
 

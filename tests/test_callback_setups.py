@@ -265,10 +265,9 @@ def test_a_param_group_added_during_the_run_keeps_its_ratio() -> None:
     unfreeze = BackboneFinetuning(unfreeze_backbone_at_epoch=1, lambda_func=lambda epoch: 1.0)
     fit([CyclicLR(policy), unfreeze, recorder], module=Unfreezes(), max_epochs=2, logger=logger)
     assert recorder.lrs[:10] == [[policy(k)] for k in range(10)]
-    # added at step 10 with a tenth of the head's LR (BackboneFinetuning's initial_denom_lr)
-    assert recorder.lrs[10:] == [
-        [policy(k), policy(k) * (policy(10) / 10 / policy(10))] for k in range(10, 20)
-    ]
+    # added at step 10 with a tenth of the head's LR then (BackboneFinetuning's initial_denom_lr): that ratio
+    ratio = policy(10) / 10 / policy(10)
+    assert recorder.lrs[10:] == [[policy(k), policy(k) * ratio] for k in range(10, 20)]
     assert any("lr/group1" in row for _, row in logger.rows)
 
 

@@ -99,11 +99,13 @@ def test_the_range_test_span_is_checked_where_the_test_runs() -> None:
     with pytest.raises(ConfigError, match=r"^range_test.max_lr=null spans up to 100 x optimizer.lr=1e-07"):
         check_run(cfg, runs_range_test=True)
     auto = {
-        **cfg,
-        "policy": {"_target_": "lightning_clr.policies.Triangular", "base_lr": 0.1, "max_lr": "auto"},
+        "_target_": "lightning_clr.policies.Triangular",
+        "base_lr": 0.1,
+        "max_lr": "auto",
+        "step_size": 10,
     }
     with pytest.raises(ConfigError, match=r"range_test\.min_lr=0\.0001"):
-        check_run({**auto, "policy": {**auto["policy"], "step_size": 10}})
+        check_run({**cfg, "policy": auto})
     check_run({**cfg, "range_test": {"max_lr": 0.1}}, runs_range_test=True)  # a span given: fine
 
 

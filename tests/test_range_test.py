@@ -300,7 +300,7 @@ def test_divergence_of_a_negative_loss_still_stops_the_test():
     assert diverged(8.1, best=2.0, first=2.5, threshold=4.0) == "smoothed loss 8.1 > 4.0 x best 2"
 
 
-def test_the_optimizer_keeps_its_param_group_objects(tmp_path):
+def test_the_optimizer_keeps_its_param_group_objects():
     """A model holding its param group (for a warm-up of its own) still holds the live one after the test."""
     model, (train, _) = Model(), loaders()
     held = {}
